@@ -1,0 +1,113 @@
+"""The event vocabulary: one typed, versioned, CloudEvents-shaped envelope for everything.
+
+Every runtime (central engine, team nodes, simulator) writes exactly these events; metrics,
+audit, XES export and the status board read them and never care which mode produced them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class EventType(StrEnum):
+    """What happened. The dotted names are the CloudEvents ``type`` (prefixed ``accord.``)."""
+
+    CASE_STARTED = "case.started"
+    CASE_COMPLETED = "case.completed"
+    CASE_CANCELLED = "case.cancelled"
+    CASE_PAUSED = "case.paused"
+    CASE_RESUMED = "case.resumed"
+    CASE_REROUTED = "case.rerouted"
+    TASK_READY = "task.ready"
+    TASK_CLAIMED = "task.claimed"
+    TASK_RELEASED = "task.released"
+    TASK_COMPLETED = "task.completed"
+    TASK_FAILED = "task.failed"
+    TASK_REASSIGNED = "task.reassigned"
+    TASK_CANCELLED = "task.cancelled"
+    TASK_ESCALATED = "task.escalated"
+    HANDOFF = "handoff"
+    GATEWAY_DECIDED = "gateway.decided"
+    SLA_BREACHED = "sla.breached"
+    MESSAGE_RECEIVED = "message.received"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One fact in a case's history. ``at`` is seconds since the epoch on the runtime's clock."""
+
+    id: str
+    type: EventType
+    case: str
+    process: str
+    at: float
+    seq: int
+    step: str | None = None
+    team: str | None = None
+    actor: str | None = None
+    task: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    causation: str | None = None
+    source: str = "accord/central"
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        """The CloudEvents 1.0 JSON form (extensions hold accord's own attributes)."""
+        out: dict[str, Any] = {
+            "specversion": "1.0",
+            "id": self.id,
+            "source": self.source,
+            "type": f"accord.{self.type.value}",
+            "subject": self.case,
+            "time": iso(self.at),
+            "datacontenttype": "application/json",
+            "accordversion": SCHEMA_VERSION,
+            "process": self.process,
+            "seq": self.seq,
+            "data": self.data,
+        }
+        for key in ("step", "team", "actor", "task", "causation"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_cloudevent(cls, doc: dict[str, Any]) -> Event:
+        """Inverse of :meth:`to_cloudevent`; raise ValueError on a malformed envelope."""
+        try:
+            etype = str(doc["type"]).removeprefix("accord.")
+            return cls(
+                id=str(doc["id"]),
+                type=EventType(etype),
+                case=str(doc["subject"]),
+                process=str(doc["process"]),
+                at=parse_iso(str(doc["time"])),
+                seq=int(doc["seq"]),
+                step=doc.get("step"),
+                team=doc.get("team"),
+                actor=doc.get("actor"),
+                task=doc.get("task"),
+                data=dict(doc.get("data") or {}),
+                causation=doc.get("causation"),
+                source=str(doc.get("source", "accord/central")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed event envelope: {exc}") from None
+
+
+def iso(at: float) -> str:
+    """Seconds since the epoch as an RFC 3339 UTC timestamp with microseconds."""
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> float:
+    """RFC 3339 / ISO-8601 timestamp to seconds since the epoch (naive times are UTC)."""
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()

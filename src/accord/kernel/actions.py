@@ -1,0 +1,141 @@
+"""What can happen to a case: the inputs of :func:`accord.kernel.advance`.
+
+Each action is one small frozen dataclass, so adding a field breaks no caller. ``at`` is the
+driver's clock reading; the kernel never reads a clock itself. ``actor`` is who acts: a member
+id, ``hub`` for the central assigner, ``worker:<name>`` for a handler worker, ``operator:<name>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """Common fields of every action."""
+
+    at: float
+    actor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartCase(Action):
+    """Start a new case with initial data."""
+
+    case_id: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimTask(Action):
+    """Allocate a ready task to a member (pull) or by the hub to a member (push)."""
+
+    task_id: str = ""
+    member: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseTask(Action):
+    """Give a claimed task back to its team's queue."""
+
+    task_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReassignTask(Action):
+    """Move a task to another member (claimed) or another team (ready)."""
+
+    task_id: str = ""
+    member: str | None = None
+    team: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteTask(Action):
+    """Finish a task with its output data. ``decisions`` optionally chooses gateway flows.
+
+    ``decisions`` maps a gateway (or this step, when it splits) to the flow ids to take; it is
+    how a person or a scenario picks a branch explicitly instead of through conditions.
+    """
+
+    task_id: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    decisions: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FailTask(Action):
+    """Report that a task could not be done (a handler raised, a person gave up)."""
+
+    task_id: str = ""
+    error: str = ""
+    retryable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FireTimer(Action):
+    """A timer's due time was reached. Stale timers are ignored."""
+
+    timer_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveMessage(Action):
+    """A named message for this case arrived (completes the message step waiting for it)."""
+
+    name: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PauseCase(Action):
+    """Operator: stop the case from moving until resumed."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeCase(Action):
+    """Operator: continue a paused case, optionally correcting its data first."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelCase(Action):
+    """Operator: end the case now; every open task is cancelled."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RerouteCase(Action):
+    """Operator: withdraw every open task and continue the case at ``step``."""
+
+    step: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryTask(Action):
+    """Operator: run a failed task again."""
+
+    task_id: str = ""
+
+
+AnyAction = (
+    StartCase
+    | ClaimTask
+    | ReleaseTask
+    | ReassignTask
+    | CompleteTask
+    | FailTask
+    | FireTimer
+    | ReceiveMessage
+    | PauseCase
+    | ResumeCase
+    | CancelCase
+    | RerouteCase
+    | RetryTask
+)

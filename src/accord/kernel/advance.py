@@ -1,0 +1,825 @@
+"""The process semantics: ``advance(definition, state, action) -> Transition``.
+
+A pure function. It never reads a clock, draws a random number or performs I/O: time comes in
+on the action (``at``), and everything the outside world must do (fire a timer later, run a
+handler, offer a task) goes out as a command. The same definition, state and action always give
+the same transition, which is what lets the central engine, team nodes and the simulator share
+it, and lets a recorded history be replayed to prove nothing changed.
+
+Token rules follow BPMN 2.0 (see SEMANTICS.md): a token on a flow either starts a task, passes
+through a gateway (which chooses flows), waits at a join, or ends at an end step. Joins are
+settled after every other token has moved, so an inclusive join sees the whole case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from accord.errors import (
+    ConflictError,
+    ContractViolation,
+    ExpressionError,
+    NotFound,
+    TaskStateError,
+)
+from accord.events import Event, EventType
+from accord.kernel.actions import (
+    AnyAction,
+    CancelCase,
+    ClaimTask,
+    CompleteTask,
+    FailTask,
+    FireTimer,
+    PauseCase,
+    ReassignTask,
+    ReceiveMessage,
+    ReleaseTask,
+    RerouteCase,
+    ResumeCase,
+    RetryTask,
+    StartCase,
+)
+from accord.kernel.commands import (
+    CancelTimer,
+    Command,
+    OfferTask,
+    RunHandler,
+    ScheduleTimer,
+)
+from accord.kernel.graph import graph_of
+from accord.kernel.state import ACTIVE, CaseState, CaseStatus, Task, TaskStatus, Timer, TimerKind
+from accord.model.types import (
+    APPROVAL_OUTCOMES,
+    ErrorAction,
+    Flow,
+    Mode,
+    ProcessDefinition,
+    StepKind,
+)
+
+Origin = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The new state, the events that record what happened, and the commands for the driver."""
+
+    state: CaseState
+    events: list[Event]
+    commands: list[Command]
+
+
+class _Incident(Exception):
+    def __init__(self, node: str, message: str) -> None:
+        self.node = node
+        self.message = message
+        super().__init__(message)
+
+
+def digest(data: dict[str, Any]) -> str:
+    """A stable fingerprint of completion data, used to recognise a repeated completion."""
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:20]
+
+
+def advance(d: ProcessDefinition, state: CaseState | None, action: AnyAction) -> Transition:
+    """Apply one action to a case. Raise a CaseError (and change nothing) if it is refused."""
+    if isinstance(action, StartCase):
+        if state is not None:
+            raise ConflictError(f"case {action.case_id!r} already exists")
+        return _Step(d, _new_state(d, action), action).start()
+    if state is None:
+        raise NotFound("no such case")
+    if state.process != d.key:
+        raise ConflictError(f"case {state.case_id} runs {state.process}, not {d.key}")
+    step = _Step(d, state.copy(), action)
+    return step.run()
+
+
+def replay(d: ProcessDefinition, actions: list[AnyAction]) -> CaseState | None:
+    """Fold actions from nothing; the result depends on nothing but the arguments."""
+    state: CaseState | None = None
+    for a in actions:
+        state = advance(d, state, a).state
+    return state
+
+
+def _new_state(d: ProcessDefinition, a: StartCase) -> CaseState:
+    if not a.case_id:
+        raise ConflictError("a case id is required")
+    return CaseState(a.case_id, d.key, CaseStatus.RUNNING, a.at, dict(a.data))
+
+
+class _Step:
+    """Working memory for one advance() call."""
+
+    def __init__(self, d: ProcessDefinition, state: CaseState, action: AnyAction) -> None:
+        self.d = d
+        self.s = state
+        self.a = action
+        self.at = action.at
+        self.events: list[Event] = []
+        self.commands: list[Command] = []
+        self.decisions: dict[str, list[str]] = {}
+        self.terminated = False
+
+    # -- output helpers -------------------------------------------------------------------------
+
+    def emit(
+        self,
+        etype: EventType,
+        *,
+        step: str | None = None,
+        team: str | None = None,
+        task: str | None = None,
+        data: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> None:
+        self.s.seq += 1
+        self.events.append(
+            Event(
+                id=f"{self.s.case_id}#{self.s.seq}",
+                type=etype,
+                case=self.s.case_id,
+                process=self.s.process,
+                at=self.at,
+                seq=self.s.seq,
+                step=step,
+                team=team,
+                actor=actor if actor is not None else self.a.actor,
+                task=task,
+                data=data or {},
+            )
+        )
+
+    def schedule(self, kind: TimerKind, task: str, due: float) -> None:
+        self.s.counter += 1
+        tid = f"{self.s.case_id}:{kind.value}:{self.s.counter}"
+        self.s.timers[tid] = Timer(tid, due, kind, task)
+        self.commands.append(ScheduleTimer(tid, due))
+
+    def cancel_timers(self, task_id: str) -> None:
+        for tid in [k for k, t in self.s.timers.items() if t.task == task_id]:
+            del self.s.timers[tid]
+            self.commands.append(CancelTimer(tid))
+
+    def put(self, task: Task) -> Task:
+        self.s.tasks[task.id] = task
+        return task
+
+    def task(self, task_id: str) -> Task:
+        t = self.s.tasks.get(task_id)
+        if t is None:
+            raise NotFound(f"no task {task_id!r} in case {self.s.case_id}")
+        return t
+
+    def require_running(self, what: str) -> None:
+        if self.s.status is not CaseStatus.RUNNING:
+            raise TaskStateError(f"cannot {what}: case {self.s.case_id} is {self.s.status.value}")
+
+    def done(self) -> Transition:
+        return Transition(self.s, self.events, self.commands)
+
+    # -- entry points ---------------------------------------------------------------------------
+
+    def start(self) -> Transition:
+        a = self.a
+        assert isinstance(a, StartCase)
+        self.emit(EventType.CASE_STARTED, data={"data": dict(a.data)})
+        start = self.d.steps[self.d.start]
+        if start.kind is StepKind.START:
+            self.propagate(self.route(start.id, ()))
+        else:
+            self.propagate([], enter=[(start.id, ())])
+        self.settle()
+        return self.done()
+
+    def run(self) -> Transition:
+        a = self.a
+        if self.s.status.ended and not isinstance(a, CompleteTask):
+            raise TaskStateError(f"case {self.s.case_id} has {self.s.status.value}")
+        handler = {
+            ClaimTask: self.claim,
+            ReleaseTask: self.release,
+            ReassignTask: self.reassign,
+            CompleteTask: self.complete,
+            FailTask: self.fail,
+            FireTimer: self.fire_timer,
+            ReceiveMessage: self.receive,
+            PauseCase: self.pause,
+            ResumeCase: self.resume,
+            CancelCase: self.cancel,
+            RerouteCase: self.reroute,
+            RetryTask: self.retry,
+        }[type(a)]
+        handler()
+        if self.s.status in (CaseStatus.RUNNING, CaseStatus.PAUSED):
+            self.settle()
+        return self.done()
+
+    # -- work items -----------------------------------------------------------------------------
+
+    def may_hold(self, task: Task, member: str) -> bool:
+        if task.kind is StepKind.AUTOMATED or member.startswith(("worker", "operator")):
+            return True
+        step = self.d.steps[task.step]
+        if member == step.escalate_to:
+            return True
+        team = self.d.teams.get(task.team or "")
+        if team is None or not team.members:
+            return True
+        for m in team.members:
+            if m.id == member:
+                return task.role is None or task.role in m.roles or task.escalated
+        return False
+
+    def claim(self) -> None:
+        a = self.a
+        assert isinstance(a, ClaimTask)
+        t = self.task(a.task_id)
+        if t.status is TaskStatus.CLAIMED and t.assignee == a.member:
+            return  # a repeated claim by the holder: acknowledged, nothing changes
+        self.require_running("claim")
+        if t.status is not TaskStatus.READY:
+            holder = f" by {t.assignee}" if t.assignee else ""
+            raise TaskStateError(f"task {t.id} is {t.status.value}{holder}; it cannot be claimed")
+        if not a.member:
+            raise TaskStateError("a claim names the member who takes the task")
+        if not self.may_hold(t, a.member):
+            raise TaskStateError(
+                f"{a.member} is not in team {t.team!r}"
+                + (f" with role {t.role!r}" if t.role else "")
+                + f"; cannot claim {t.id}"
+            )
+        self.put(replace(t, status=TaskStatus.CLAIMED, assignee=a.member, claimed_at=self.at))
+        self.emit(
+            EventType.TASK_CLAIMED,
+            step=t.step,
+            team=t.team,
+            task=t.id,
+            data={"assignee": a.member, "waited_s": self.at - t.ready_at},
+        )
+
+    def release(self) -> None:
+        a = self.a
+        assert isinstance(a, ReleaseTask)
+        t = self.task(a.task_id)
+        if t.status is TaskStatus.READY:
+            return
+        if t.status is not TaskStatus.CLAIMED:
+            raise TaskStateError(f"task {t.id} is {t.status.value}; only claimed tasks release")
+        self._check_holder(t, "release")
+        self.put(replace(t, status=TaskStatus.READY, assignee=None, claimed_at=None))
+        self.emit(EventType.TASK_RELEASED, step=t.step, team=t.team, task=t.id)
+        self.offer(self.s.tasks[t.id])
+
+    def reassign(self) -> None:
+        a = self.a
+        assert isinstance(a, ReassignTask)
+        t = self.task(a.task_id)
+        if t.status not in (TaskStatus.READY, TaskStatus.CLAIMED):
+            raise TaskStateError(f"task {t.id} is {t.status.value}; it cannot be reassigned")
+        if a.team is not None and a.team not in self.d.teams:
+            raise NotFound(f"no team {a.team!r}")
+        team = a.team or t.team
+        moved = replace(t, team=team)
+        if a.member:
+            if not self.may_hold(replace(moved, escalated=True), a.member):
+                raise TaskStateError(f"{a.member} is not in team {team!r}")
+            moved = replace(moved, status=TaskStatus.CLAIMED, assignee=a.member, claimed_at=self.at)
+        else:
+            moved = replace(moved, status=TaskStatus.READY, assignee=None, claimed_at=None)
+        self.put(moved)
+        self.emit(
+            EventType.TASK_REASSIGNED,
+            step=t.step,
+            team=team,
+            task=t.id,
+            data={"from": t.assignee, "from_team": t.team, "to": a.member, "to_team": team},
+        )
+        if moved.status is TaskStatus.READY:
+            self.offer(moved)
+
+    def _check_holder(self, t: Task, what: str) -> None:
+        actor = self.a.actor
+        if (
+            t.assignee is not None
+            and actor is not None
+            and actor != t.assignee
+            and not actor.startswith(("operator", "hub"))
+        ):
+            raise TaskStateError(
+                f"task {t.id} is claimed by {t.assignee}; {actor} cannot {what} it"
+            )
+
+    def complete(self) -> None:
+        a = self.a
+        assert isinstance(a, CompleteTask)
+        t = self.task(a.task_id)
+        if t.status is TaskStatus.COMPLETED:
+            if t.digest == digest(a.data):
+                return  # the same completion again: acknowledged without a second effect
+            raise ConflictError(f"task {t.id} was already completed with different data")
+        if self.s.status.ended:
+            raise TaskStateError(f"case {self.s.case_id} has {self.s.status.value}")
+        if t.status is TaskStatus.CANCELLED:
+            raise TaskStateError(f"task {t.id} was cancelled")
+        if t.status is TaskStatus.FAILED:
+            raise TaskStateError(f"task {t.id} failed; an operator must retry or reroute it")
+        if t.kind.is_wait and not isinstance(a, CompleteTask):
+            raise TaskStateError(f"task {t.id} waits for a {t.kind.value}")
+        self.require_running("complete a task")
+        self._check_holder(t, "complete")
+        self.check_output(t, a.data)
+        actor = a.actor
+        if t.status is TaskStatus.READY and actor and t.kind is not StepKind.AUTOMATED:
+            if not self.may_hold(t, actor):
+                raise TaskStateError(f"{actor} is not in team {t.team!r}; cannot complete {t.id}")
+            t = self.put(replace(t, status=TaskStatus.CLAIMED, assignee=actor, claimed_at=self.at))
+            self.emit(
+                EventType.TASK_CLAIMED,
+                step=t.step,
+                team=t.team,
+                task=t.id,
+                data={"assignee": actor, "waited_s": 0.0},
+            )
+        self.decisions = dict(a.decisions)
+        self.finish(t, a.data)
+
+    def check_output(self, t: Task, data: dict[str, Any]) -> None:
+        step = self.d.steps[t.step]
+        problems: list[str] = []
+        missing = [k for k in step.outputs if k not in data]
+        if missing:
+            problems.append(f"missing output {', '.join(missing)}")
+        if step.kind is StepKind.APPROVAL and data.get("outcome") not in APPROVAL_OUTCOMES:
+            problems.append(
+                f"outcome must be one of {', '.join(APPROVAL_OUTCOMES)}, "
+                f"not {data.get('outcome')!r}"
+            )
+        validator = graph_of(self.d).validators.get(t.step)
+        if validator is not None:
+            for err in validator.iter_errors(data):
+                path = "/".join(str(p) for p in err.absolute_path) or "(root)"
+                problems.append(f"{path}: {err.message}")
+        if problems:
+            raise ContractViolation(t.step, problems)
+
+    def finish(self, t: Task, data: dict[str, Any]) -> None:
+        """Complete a task and move its token on."""
+        self.cancel_timers(t.id)
+        self.put(replace(t, status=TaskStatus.COMPLETED, ended_at=self.at, digest=digest(data)))
+        if data:
+            self.s.data = {**self.s.data, **data}
+        work_s = self.at - (t.claimed_at if t.claimed_at is not None else t.ready_at)
+        self.emit(
+            EventType.TASK_COMPLETED,
+            step=t.step,
+            team=t.team,
+            task=t.id,
+            data={"data": data, "attempt": t.attempt, "work_s": work_s},
+            actor=t.assignee if self.a.actor is None else None,
+        )
+        self.propagate(self.route(t.step, (t.step,)))
+
+    def fail(self) -> None:
+        a = self.a
+        assert isinstance(a, FailTask)
+        t = self.task(a.task_id)
+        if t.status not in (TaskStatus.READY, TaskStatus.CLAIMED):
+            raise TaskStateError(f"task {t.id} is {t.status.value}; it cannot fail")
+        self.require_running("fail a task")
+        self._check_holder(t, "fail")
+        step = self.d.steps[t.step]
+        retry = a.retryable and t.attempt < step.retry.max_attempts
+        if retry:
+            due = self.at + step.retry.delay(t.attempt)
+            self.put(replace(t, status=TaskStatus.WAITING, error=a.error, assignee=None))
+            self.emit(
+                EventType.TASK_FAILED,
+                step=t.step,
+                team=t.team,
+                task=t.id,
+                data={"error": a.error, "attempt": t.attempt, "retry_at": due},
+            )
+            self.schedule(TimerKind.RETRY, t.id, due)
+            return
+        self.cancel_timers(t.id)
+        failed = self.put(replace(t, status=TaskStatus.FAILED, error=a.error, ended_at=self.at))
+        self.emit(
+            EventType.TASK_FAILED,
+            step=t.step,
+            team=t.team,
+            task=t.id,
+            data={"error": a.error, "attempt": t.attempt, "retry_at": None},
+        )
+        if step.on_error.action is ErrorAction.REROUTE and step.on_error.to:
+            self.put(replace(failed, status=TaskStatus.CANCELLED))
+            self.emit(
+                EventType.CASE_REROUTED,
+                step=t.step,
+                data={"from": [t.step], "to": step.on_error.to, "reason": a.error},
+            )
+            self.propagate([], enter=[(step.on_error.to, (t.step,))])
+        else:
+            self.incident({"task": t.id, "step": t.step, "error": a.error})
+
+    def retry(self) -> None:
+        a = self.a
+        assert isinstance(a, RetryTask)
+        t = self.task(a.task_id)
+        if t.status is not TaskStatus.FAILED:
+            raise TaskStateError(f"task {t.id} is {t.status.value}; only failed tasks retry")
+        if self.s.status is CaseStatus.PAUSED and (self.s.incident or {}).get("task") == t.id:
+            self.s.status = CaseStatus.RUNNING
+            self.s.incident = None
+            self.emit(EventType.CASE_RESUMED, data={"by": "retry", "task": t.id})
+        again = self.put(
+            replace(t, status=TaskStatus.READY, attempt=t.attempt + 1, ended_at=None, error=None)
+        )
+        self.emit(
+            EventType.TASK_READY,
+            step=t.step,
+            team=t.team,
+            task=t.id,
+            data={"attempt": again.attempt, "retry": True, "hub": again.hub},
+        )
+        self.dispatch(again)
+
+    def fire_timer(self) -> None:
+        a = self.a
+        assert isinstance(a, FireTimer)
+        timer = self.s.timers.get(a.timer_id)
+        if timer is None:
+            return  # cancelled or already fired: harmless
+        if self.s.status is CaseStatus.PAUSED:
+            if a.timer_id not in self.s.deferred:
+                self.s.deferred.append(a.timer_id)
+            return
+        del self.s.timers[a.timer_id]
+        self._fire(timer)
+
+    def _fire(self, timer: Timer) -> None:
+        t = self.s.tasks.get(timer.task)
+        if t is None or t.status not in ACTIVE:
+            return
+        step = self.d.steps[t.step]
+        if timer.kind is TimerKind.WAIT:
+            self.finish(t, {})
+        elif timer.kind is TimerKind.RETRY:
+            again = self.put(replace(t, status=TaskStatus.READY, attempt=t.attempt + 1))
+            self.emit(
+                EventType.TASK_READY,
+                step=t.step,
+                team=t.team,
+                task=t.id,
+                data={"attempt": again.attempt, "retry": True, "hub": again.hub},
+            )
+            self.dispatch(again)
+        elif timer.kind is TimerKind.SLA and t.status in (TaskStatus.READY, TaskStatus.CLAIMED):
+            self.emit(
+                EventType.SLA_BREACHED,
+                step=t.step,
+                team=t.team,
+                task=t.id,
+                data={"sla_s": step.sla, "assignee": t.assignee},
+            )
+            target = step.escalate_to
+            if target is None:
+                return
+            if target in self.d.teams:
+                moved = replace(
+                    t,
+                    team=target,
+                    status=TaskStatus.READY,
+                    assignee=None,
+                    claimed_at=None,
+                    escalated=True,
+                )
+            else:
+                moved = replace(
+                    t,
+                    status=TaskStatus.CLAIMED,
+                    assignee=target,
+                    claimed_at=self.at,
+                    escalated=True,
+                )
+            self.put(moved)
+            self.emit(
+                EventType.TASK_ESCALATED,
+                step=t.step,
+                team=moved.team,
+                task=t.id,
+                data={"to": target, "from": t.assignee, "from_team": t.team},
+            )
+            if moved.status is TaskStatus.READY:
+                self.offer(moved)
+
+    def receive(self) -> None:
+        a = self.a
+        assert isinstance(a, ReceiveMessage)
+        self.require_running("receive a message")
+        for t in self.s.tasks.values():
+            waiting = t.status is TaskStatus.WAITING and t.kind is StepKind.MESSAGE
+            if waiting and self.d.steps[t.step].message == a.name:
+                self.emit(
+                    EventType.MESSAGE_RECEIVED,
+                    step=t.step,
+                    task=t.id,
+                    data={"name": a.name, "data": a.data},
+                )
+                self.finish(t, dict(a.data))
+                return
+        raise NotFound(f"case {self.s.case_id} waits for no message {a.name!r}")
+
+    # -- operator actions -----------------------------------------------------------------------
+
+    def pause(self) -> None:
+        a = self.a
+        assert isinstance(a, PauseCase)
+        if self.s.status is CaseStatus.PAUSED:
+            return
+        self.require_running("pause")
+        self.s.status = CaseStatus.PAUSED
+        self.emit(EventType.CASE_PAUSED, data={"reason": a.reason or "operator"})
+
+    def resume(self) -> None:
+        a = self.a
+        assert isinstance(a, ResumeCase)
+        if self.s.status is not CaseStatus.PAUSED:
+            raise TaskStateError(f"case {self.s.case_id} is {self.s.status.value}, not paused")
+        if a.data:
+            self.s.data = {**self.s.data, **a.data}
+        self.s.status = CaseStatus.RUNNING
+        self.s.incident = None
+        self.emit(EventType.CASE_RESUMED, data={"data": dict(a.data)})
+        parked, self.s.parked = self.s.parked, []
+        for node, origin in parked:
+            self.propagate(self.route(node, origin))
+        deferred, self.s.deferred = self.s.deferred, []
+        for tid in deferred:
+            timer = self.s.timers.pop(tid, None)
+            if timer is not None and self.s.status is CaseStatus.RUNNING:
+                self._fire(timer)
+
+    def cancel(self) -> None:
+        a = self.a
+        assert isinstance(a, CancelCase)
+        self.withdraw_all()
+        self.s.status = CaseStatus.CANCELLED
+        self.s.ended_at = self.at
+        self.emit(EventType.CASE_CANCELLED, data={"reason": a.reason})
+
+    def reroute(self) -> None:
+        a = self.a
+        assert isinstance(a, RerouteCase)
+        if a.step not in self.d.steps:
+            raise NotFound(f"no step {a.step!r} in {self.d.key}")
+        if a.step == self.d.start and self.d.steps[a.step].kind is StepKind.START:
+            raise TaskStateError("reroute to a step, not to the start event")
+        withdrawn = [t.step for t in self.s.active_tasks()]
+        self.withdraw_all()
+        if a.data:
+            self.s.data = {**self.s.data, **a.data}
+        self.s.status = CaseStatus.RUNNING
+        self.emit(
+            EventType.CASE_REROUTED, data={"from": withdrawn, "to": a.step, "data": dict(a.data)}
+        )
+        self.propagate([], enter=[(a.step, ())])
+
+    def withdraw_all(self) -> None:
+        for t in self.s.active_tasks():
+            self.cancel_timers(t.id)
+            self.put(replace(t, status=TaskStatus.CANCELLED, ended_at=self.at))
+            self.emit(EventType.TASK_CANCELLED, step=t.step, team=t.team, task=t.id)
+        for tid in list(self.s.timers):
+            del self.s.timers[tid]
+            self.commands.append(CancelTimer(tid))
+        self.s.joins.clear()
+        self.s.parked.clear()
+        self.s.deferred.clear()
+        self.s.incident = None
+
+    def incident(self, detail: dict[str, Any]) -> None:
+        if self.s.status is CaseStatus.RUNNING:
+            self.s.status = CaseStatus.PAUSED
+        self.s.incident = detail
+        self.emit(EventType.CASE_PAUSED, data={"reason": "incident", **detail})
+
+    # -- tokens ---------------------------------------------------------------------------------
+
+    def route(self, node: str, origin: Origin) -> list[tuple[Flow, Origin]]:
+        """Choose the flows a token leaving ``node`` takes; park it on an incident."""
+        try:
+            flows = self.decide(node)
+        except _Incident as inc:
+            self.s.parked.append((node, origin))
+            self.incident({"step": node, "error": inc.message})
+            return []
+        return [(f, origin) for f in flows]
+
+    def decide(self, node: str) -> list[Flow]:
+        out = self.d.outgoing.get(node, ())
+        if not out:
+            return []
+        step = self.d.steps[node]
+        explicit = self.decisions.get(node)
+        if explicit is not None:
+            chosen = [f for f in out if f.id in explicit or f.target in explicit]
+            unknown = set(explicit) - {f.id for f in out} - {f.target for f in out}
+            if unknown or not chosen:
+                raise ConflictError(
+                    f"decision for {node!r} names {sorted(unknown) or explicit}, "
+                    f"not among its flows {[f.id for f in out]}"
+                )
+            if step.kind is not StepKind.INCLUSIVE and step.kind is not StepKind.PARALLEL:
+                chosen = chosen[:1]
+            self.gateway_decided(node, chosen, explicit=True)
+            return chosen
+        if step.kind is StepKind.PARALLEL or all(
+            f.condition is None and not f.default for f in out
+        ):
+            if len(out) > 1:
+                self.gateway_decided(node, list(out))
+            return list(out)
+        data = self.s.data
+        try:
+            if step.kind is StepKind.INCLUSIVE:
+                taken = [
+                    f
+                    for f in out
+                    if not f.default and (f.condition is None or f.condition.test(data))
+                ]
+            else:
+                taken = []
+                for f in out:
+                    if not f.default and (f.condition is None or f.condition.test(data)):
+                        taken = [f]
+                        break
+        except ExpressionError as exc:
+            raise _Incident(node, f"condition failed: {exc}") from None
+        if not taken:
+            taken = [f for f in out if f.default]
+        if not taken:
+            conds = "; ".join(f.condition.source for f in out if f.condition is not None)
+            raise _Incident(node, f"no condition is true and there is no default flow ({conds})")
+        self.gateway_decided(node, taken)
+        return taken
+
+    def gateway_decided(self, node: str, flows: list[Flow], explicit: bool = False) -> None:
+        self.emit(
+            EventType.GATEWAY_DECIDED,
+            step=node,
+            team=self.d.steps[node].team,
+            data={
+                "flows": [f.id for f in flows],
+                "targets": [f.target for f in flows],
+                "explicit": explicit,
+            },
+        )
+
+    def propagate(
+        self, flows: list[tuple[Flow, Origin]], enter: list[tuple[str, Origin]] | None = None
+    ) -> None:
+        """Move tokens until every one rests at a task, a join, an incident or an end."""
+        work: deque[tuple[Flow, Origin]] = deque(flows)
+        for node, origin in enter or ():
+            self.enter(node, origin, work)
+        while True:
+            while work and not self.terminated:
+                flow, origin = work.popleft()
+                if self.d.is_join(flow.target):
+                    slots = self.s.joins.setdefault(flow.target, {})
+                    slots.setdefault(flow.id, []).append(origin)
+                else:
+                    self.enter(flow.target, origin, work)
+            if self.terminated or not self.fire_joins(work):
+                return
+
+    def enter(self, node: str, origin: Origin, work: deque[tuple[Flow, Origin]]) -> None:
+        step = self.d.steps[node]
+        if step.kind.is_gateway or step.kind is StepKind.START:
+            work.extend(self.route(node, origin))
+        elif step.kind is StepKind.END:
+            if step.terminate:
+                self.withdraw_all()
+                self.terminated = True
+        else:
+            self.create_task(node, origin)
+
+    def fire_joins(self, work: deque[tuple[Flow, Origin]]) -> bool:
+        fired = False
+        for gid in list(self.s.joins):
+            slots = self.s.joins[gid]
+            incoming = self.d.incoming[gid]
+            if self.d.steps[gid].kind is StepKind.PARALLEL:
+                while all(slots.get(f.id) for f in incoming):
+                    origin = tuple(o for f in incoming for o in slots[f.id].pop(0))
+                    work.extend(self.route(gid, tuple(dict.fromkeys(origin))))
+                    fired = True
+            elif any(slots.get(f.id) for f in incoming) and self.inclusive_ready(gid, slots):
+                origin = tuple(o for f in incoming if slots.get(f.id) for o in slots[f.id].pop(0))
+                work.extend(self.route(gid, tuple(dict.fromkeys(origin))))
+                fired = True
+            for fid in [k for k, v in slots.items() if not v]:
+                del slots[fid]
+            if not slots:
+                del self.s.joins[gid]
+        return fired
+
+    def inclusive_ready(self, gid: str, slots: dict[str, list[Origin]]) -> bool:
+        """No live token elsewhere can still reach an empty incoming flow of this join."""
+        positions = {t.step for t in self.s.tasks.values() if t.status in ACTIVE}
+        positions.update(g for g, fl in self.s.joins.items() if g != gid and any(fl.values()))
+        positions.update(node for node, _ in self.s.parked)
+        upstream = graph_of(self.d).upstream[gid]
+        for f in self.d.incoming[gid]:
+            if not slots.get(f.id) and positions & upstream[f.id]:
+                return False
+        return True
+
+    def create_task(self, node: str, origin: Origin) -> None:
+        step = self.d.steps[node]
+        visit = self.s.visits.get(node, 0) + 1
+        self.s.visits[node] = visit
+        tid = f"{self.s.case_id}:{node}:{visit}"
+        hub = self.d.mode_of(node) is Mode.CENTRAL
+        if not hub and step.require_hub_when is not None:
+            try:
+                hub = step.require_hub_when.test(self.s.data)
+            except ExpressionError:
+                hub = True  # cannot tell: the hub is the safe place for it
+        for src in origin:
+            src_team = self.d.steps[src].team if src in self.d.steps else None
+            if src_team and step.team and src_team != step.team:
+                self.emit(
+                    EventType.HANDOFF,
+                    step=node,
+                    team=step.team,
+                    task=tid,
+                    data={
+                        "from_step": src,
+                        "from_team": src_team,
+                        "to_step": node,
+                        "to_team": step.team,
+                    },
+                )
+        status = TaskStatus.WAITING if step.kind.is_wait else TaskStatus.READY
+        task = self.put(
+            Task(
+                tid, node, step.kind, status, step.team, self.at, step.role, origin=origin, hub=hub
+            )
+        )
+        inputs = {k: self.s.data[k] for k in step.inputs if k in self.s.data}
+        self.emit(
+            EventType.TASK_READY,
+            step=node,
+            team=step.team,
+            task=tid,
+            data={"attempt": 1, "hub": hub, "kind": step.kind.value, "input": inputs},
+        )
+        if step.kind is StepKind.TIMER and step.wait is not None:
+            self.schedule(TimerKind.WAIT, tid, self.at + step.wait)
+            return
+        if step.sla is not None and step.kind.is_work:
+            self.schedule(TimerKind.SLA, tid, self.at + step.sla)
+        self.dispatch(task)
+
+    def dispatch(self, t: Task) -> None:
+        step = self.d.steps[t.step]
+        if t.kind is StepKind.AUTOMATED and step.handler:
+            self.commands.append(
+                RunHandler(t.id, t.step, step.handler, t.id, t.attempt, dict(self.s.data))
+            )
+        elif t.kind.is_work:
+            self.offer(t)
+
+    def offer(self, t: Task) -> None:
+        self.commands.append(OfferTask(t.id, t.step, t.team, t.role, t.hub))
+
+    def settle(self) -> None:
+        """End the case when nothing is left to do; report a join that can never fire."""
+        if self.s.status.ended:
+            return
+        if any(t.status in ACTIVE for t in self.s.tasks.values()) or self.s.parked:
+            return
+        if self.s.joins and not self.terminated:
+            if self.s.incident is None:
+                stuck = {g: sorted(fl) for g, fl in self.s.joins.items()}
+                self.incident(
+                    {"error": f"deadlock: joins {stuck} wait for tokens that cannot come"}
+                )
+            return
+        for tid in list(self.s.timers):
+            del self.s.timers[tid]
+            self.commands.append(CancelTimer(tid))
+        self.s.status = CaseStatus.COMPLETED
+        self.s.ended_at = self.at
+        self.emit(
+            EventType.CASE_COMPLETED,
+            data={"cycle_s": self.at - self.s.started_at, "terminated": self.terminated},
+        )
