@@ -491,30 +491,28 @@ class _Step:
             target = step.escalate_to
             if target is None:
                 return
+            if t.status is TaskStatus.CLAIMED:
+                # Work in progress is not taken away: the escalation target is told, and acts.
+                self.emit(
+                    EventType.TASK_ESCALATED,
+                    step=t.step,
+                    team=t.team,
+                    task=t.id,
+                    data={"to": target, "from": t.assignee, "from_team": t.team, "notify": True},
+                )
+                return
             if target in self.d.teams:
-                moved = replace(
-                    t,
-                    team=target,
-                    status=TaskStatus.READY,
-                    assignee=None,
-                    claimed_at=None,
-                    escalated=True,
-                )
+                moved = replace(t, team=target, escalated=True)
             else:
-                moved = replace(
-                    t,
-                    status=TaskStatus.CLAIMED,
-                    assignee=target,
-                    claimed_at=self.at,
-                    escalated=True,
-                )
+                moved = replace(t, status=TaskStatus.CLAIMED, assignee=target, claimed_at=self.at)
+                moved = replace(moved, escalated=True)
             self.put(moved)
             self.emit(
                 EventType.TASK_ESCALATED,
                 step=t.step,
                 team=moved.team,
                 task=t.id,
-                data={"to": target, "from": t.assignee, "from_team": t.team},
+                data={"to": target, "from": None, "from_team": t.team, "notify": False},
             )
             if moved.status is TaskStatus.READY:
                 self.offer(moved)

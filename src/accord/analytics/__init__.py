@@ -1,0 +1,5 @@
+"""Measurements over event logs, whatever mode produced them."""
+
+from accord.analytics.metrics import quantile, summarize
+
+__all__ = ["quantile", "summarize"]

@@ -1,0 +1,622 @@
+"""The central engine: the hub that drives the kernel over a store.
+
+Every public call is one unit of work: load the cases it touches, apply kernel transitions
+(plus the hub's own follow-ups, such as assigning a task it just offered), then commit state,
+events, queue rows and timers in one transaction before anything is acknowledged. A crash at
+any point leaves either all of a unit or none of it. Handlers for automated steps run after the
+commit that created their task; their effects are guarded by idempotency keys, because after a
+crash a handler may run again (at-least-once delivery, exactly-once effect).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from accord.central.assignment import Assigner
+from accord.clock import Clock, SystemClock
+from accord.errors import AccordError, CaseError, ConflictError, ContractViolation, NotFound
+from accord.events import Event
+from accord.handlers import HandlerContext, HandlerError, HandlerRegistry
+from accord.kernel import (
+    AnyAction,
+    CancelCase,
+    CancelTimer,
+    CaseState,
+    CaseStatus,
+    ClaimTask,
+    CompleteTask,
+    FailTask,
+    FireTimer,
+    OfferTask,
+    PauseCase,
+    ReassignTask,
+    ReceiveMessage,
+    ReleaseTask,
+    RerouteCase,
+    ResumeCase,
+    RetryTask,
+    RunHandler,
+    ScheduleTimer,
+    StartCase,
+    TaskStatus,
+    Transition,
+    advance,
+)
+from accord.model.types import ProcessDefinition, StepKind
+from accord.stores.base import CaseRow, CaseWrite, Store, TaskRow
+
+DEFAULT_HANDLER_TIMEOUT = 60.0
+EventListener = Callable[[list[Event]], None]
+
+
+@dataclass(slots=True)
+class _Batch:
+    writes: dict[str, CaseWrite] = field(default_factory=dict)
+    jobs: list[RunHandler] = field(default_factory=list)
+    offers: deque[tuple[str, OfferTask]] = field(default_factory=deque)
+    freed_teams: set[tuple[str, str]] = field(default_factory=set)
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerResult:
+    """What running a handler produced: output data, or an error message."""
+
+    job: RunHandler
+    case_id: str
+    data: dict[str, Any] | None = None
+    error: str | None = None
+    retryable: bool = True
+
+
+class Engine:
+    """A central coordinator over one store. Thread-safe; calls are serialised by a lock."""
+
+    def __init__(
+        self,
+        store: Store,
+        definitions: Iterable[ProcessDefinition] = (),
+        *,
+        clock: Clock | None = None,
+        handlers: HandlerRegistry | None = None,
+        cache_size: int = 20_000,
+        source: str = "accord/central",
+    ) -> None:
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self.handlers = handlers or HandlerRegistry()
+        self.source = source
+        self.assigner = Assigner()
+        self.jobs: deque[tuple[str, RunHandler]] = deque()
+        self.listeners: list[EventListener] = []
+        self._defs: dict[str, ProcessDefinition] = {}
+        self._latest: dict[str, ProcessDefinition] = {}
+        self._cache: OrderedDict[str, tuple[CaseState, int]] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.RLock()
+        for d in definitions:
+            self.deploy(d)
+        self._recover()
+
+    # -- definitions ----------------------------------------------------------------------------
+
+    def deploy(self, d: ProcessDefinition) -> None:
+        """Make a definition runnable here (and record its source in the store)."""
+        with self._lock:
+            self._defs[d.key] = d
+            current = self._latest.get(d.id)
+            if current is None or current.version <= d.version:
+                self._latest[d.id] = d
+            if d.source and Path(d.source).is_file():
+                self.handlers.add_path(Path(d.source).parent)
+                text = Path(d.source).read_text(encoding="utf-8")
+            else:
+                text = ""
+            self.store.put_definition(d.key, d.name, text, self.clock.now())
+
+    def definition(self, name: str) -> ProcessDefinition:
+        """A deployed definition by ``id`` (latest version) or ``id@version``."""
+        d = self._defs.get(name) or self._latest.get(name)
+        if d is None:
+            known = ", ".join(sorted(self._defs)) or "none"
+            raise NotFound(f"no process {name!r} deployed (deployed: {known})")
+        return d
+
+    # -- the unit of work -----------------------------------------------------------------------
+
+    def _state(self, batch: _Batch, case_id: str) -> tuple[CaseState | None, int | None]:
+        w = batch.writes.get(case_id)
+        if w is not None:
+            return w.state, w.expected_version
+        cached = self._cache.get(case_id)
+        if cached is not None:
+            return cached
+        loaded = self.store.load_case(case_id)
+        if loaded is None:
+            return None, None
+        return loaded
+
+    def _apply(self, batch: _Batch, case_id: str, action: AnyAction) -> Transition:
+        state, version = self._state(batch, case_id)
+        if state is None:
+            raise NotFound(f"no case {case_id!r}")
+        d = self.definition(state.process)
+        t = advance(d, state, action)
+        self._record(batch, d, state, version, t)
+        return t
+
+    def _record(
+        self,
+        batch: _Batch,
+        d: ProcessDefinition,
+        old: CaseState | None,
+        version: int | None,
+        t: Transition,
+    ) -> None:
+        """Fold a transition into the batch, tracking member load for the assigner."""
+        case_id = t.state.case_id
+        w = batch.writes.get(case_id)
+        if w is None:
+            w = batch.writes[case_id] = CaseWrite(t.state, version)
+        w.state = t.state
+        old_tasks = old.tasks if old is not None else {}
+        for tid, task in t.state.tasks.items():
+            before = old_tasks.get(tid)
+            if before is task:
+                continue
+            w.tasks[tid] = task
+            held_before = (
+                before.assignee
+                if before is not None and before.status is TaskStatus.CLAIMED
+                else None
+            )
+            held_now = task.assignee if task.status is TaskStatus.CLAIMED else None
+            if held_before and held_before != held_now:
+                self.assigner.freed(held_before)
+                if before is not None and before.team:
+                    batch.freed_teams.add((d.key, before.team))
+            if held_now and held_now != held_before:
+                self.assigner.taken(held_now)
+        for e in t.events:
+            w.events.append(e)
+            batch.events.append(e)
+        for cmd in t.commands:
+            if isinstance(cmd, ScheduleTimer):
+                w.timers_set[cmd.timer_id] = cmd.due
+                w.timers_cleared.discard(cmd.timer_id)
+            elif isinstance(cmd, CancelTimer):
+                w.timers_set.pop(cmd.timer_id, None)
+                w.timers_cleared.add(cmd.timer_id)
+            elif isinstance(cmd, RunHandler):
+                batch.jobs.append(cmd)
+            elif isinstance(cmd, OfferTask):
+                batch.offers.append((case_id, cmd))
+
+    def _assign(self, batch: _Batch) -> None:
+        """The hub's follow-ups: push each offered task to a member, refill freed capacity."""
+        while batch.offers or batch.freed_teams:
+            while batch.offers:
+                case_id, offer = batch.offers.popleft()
+                state, _ = self._state(batch, case_id)
+                if state is None or not offer.hub or offer.team is None:
+                    continue
+                d = self.definition(state.process)
+                member = self.assigner.choose(d, offer.team, offer.role)
+                if member is None:
+                    if d.teams.get(offer.team) and d.teams[offer.team].assignment != "pull":
+                        self.assigner.defer(offer.team, offer.task_id, d.key, offer.role)
+                    continue
+                if not self._try_claim(batch, case_id, offer.task_id, member):
+                    self.assigner.defer(offer.team, offer.task_id, d.key, offer.role)
+            if batch.freed_teams:
+                _key, team = batch.freed_teams.pop()
+                self._refill(batch, team)
+
+    def _try_claim(self, batch: _Batch, case_id: str, task_id: str, member: str) -> bool:
+        """A hub follow-up: it may find the case paused or the task gone, which must never
+        refuse the action that triggered it."""
+        action = ClaimTask(at=self.clock.now(), actor="hub", task_id=task_id, member=member)
+        try:
+            self._apply(batch, case_id, action)
+        except CaseError:
+            return False
+        return True
+
+    def _refill(self, batch: _Batch, team: str) -> None:
+        backlog = self.assigner.backlog.get(team)
+        kept: deque[tuple[str, str, str | None]] = deque()
+        while backlog:
+            task_id, process, role = backlog.popleft()
+            case_id = task_id.rsplit(":", 2)[0]
+            state, _ = self._state(batch, case_id)
+            task = state.tasks.get(task_id) if state is not None else None
+            if task is None or task.status is not TaskStatus.READY or task.team != team:
+                continue
+            if state is not None and state.status is not CaseStatus.RUNNING:
+                kept.append((task_id, process, role))  # offered again once the case resumes
+                continue
+            member = self.assigner.choose(self.definition(process), team, role)
+            if member is None or not self._try_claim(batch, case_id, task_id, member):
+                kept.append((task_id, process, role))
+        if backlog is not None:
+            backlog.extend(kept)
+
+    def _unit(self, work: Callable[[_Batch], Any]) -> Any:
+        """Run ``work`` and the hub's follow-ups, commit, then publish. Refusal changes nothing."""
+        with self._lock:
+            batch = _Batch()
+            loads = self.assigner.load.copy()
+            backlog = {k: deque(v) for k, v in self.assigner.backlog.items()}
+            try:
+                result = work(batch)
+                self._assign(batch)
+                self._commit(batch)
+            except BaseException:
+                self.assigner.load = loads
+                self.assigner.backlog = backlog
+                raise
+            return result
+
+    def _commit(self, batch: _Batch) -> None:
+        if not batch.writes:
+            return
+        writes = list(batch.writes.values())
+        versions = self.store.commit(writes, self.clock.now())
+        for w, v in zip(writes, versions, strict=True):
+            cid = w.state.case_id
+            if w.state.status.ended:
+                self._cache.pop(cid, None)
+            else:
+                self._cache[cid] = (w.state, v)
+                self._cache.move_to_end(cid)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        for job in batch.jobs:
+            self.jobs.append((job.task_id.rsplit(":", 2)[0], job))
+        if batch.events:
+            for listener in self.listeners:
+                listener(batch.events)
+
+    def _recover(self) -> None:
+        """After a restart: rebuild member loads and the backlog, requeue unfinished handlers."""
+        for row in self.store.tasks(status=TaskStatus.CLAIMED.value):
+            if row.assignee:
+                self.assigner.taken(row.assignee)
+        for row in self.store.tasks(status=TaskStatus.READY.value):
+            if row.kind == StepKind.AUTOMATED.value:
+                loaded = self.store.load_case(row.case_id)
+                if loaded is None or row.process not in self._defs:
+                    continue
+                state, _ = loaded
+                d = self._defs[row.process]
+                handler = d.steps[row.step].handler or ""
+                job = RunHandler(row.id, row.step, handler, row.id, row.attempt, dict(state.data))
+                self.jobs.append((row.case_id, job))
+            elif row.team and row.hub:
+                self.assigner.defer(row.team, row.id, row.process, row.role)
+
+    # -- cases ----------------------------------------------------------------------------------
+
+    def start_case(
+        self,
+        process: str,
+        data: dict[str, Any] | None = None,
+        *,
+        case_id: str | None = None,
+        actor: str | None = None,
+    ) -> str:
+        """Start a case of ``process`` (id or id@version); return its id."""
+        d = self.definition(process)
+        cid = case_id or f"{d.id}-{uuid.uuid4().hex[:12]}"
+        action = StartCase(at=self.clock.now(), actor=actor, case_id=cid, data=dict(data or {}))
+
+        def work(batch: _Batch) -> str:
+            if self._state(batch, cid)[0] is not None:
+                raise ConflictError(f"case {cid!r} already exists")
+            t = advance(d, None, action)
+            self._record(batch, d, None, None, t)
+            return cid
+
+        result: str = self._unit(work)
+        return result
+
+    def _case_action(self, case_id: str, action: AnyAction) -> None:
+        self._unit(lambda batch: self._apply(batch, case_id, action))
+
+    def pause(self, case_id: str, reason: str = "", actor: str = "operator") -> None:
+        """Stop a case from moving until it is resumed."""
+        self._case_action(case_id, PauseCase(at=self.clock.now(), actor=actor, reason=reason))
+
+    def resume(
+        self, case_id: str, data: dict[str, Any] | None = None, actor: str = "operator"
+    ) -> None:
+        """Continue a paused case, optionally correcting its data first."""
+        self._case_action(
+            case_id, ResumeCase(at=self.clock.now(), actor=actor, data=dict(data or {}))
+        )
+
+    def cancel(self, case_id: str, reason: str = "", actor: str = "operator") -> None:
+        """End a case now, cancelling every open task."""
+        self._case_action(case_id, CancelCase(at=self.clock.now(), actor=actor, reason=reason))
+
+    def reroute(
+        self,
+        case_id: str,
+        step: str,
+        data: dict[str, Any] | None = None,
+        actor: str = "operator",
+    ) -> None:
+        """Withdraw every open task of a case and continue it at ``step``."""
+        self._case_action(
+            case_id,
+            RerouteCase(at=self.clock.now(), actor=actor, step=step, data=dict(data or {})),
+        )
+
+    def send_message(
+        self, case_id: str, name: str, data: dict[str, Any] | None = None, actor: str | None = None
+    ) -> None:
+        """Deliver a named message to the step of ``case_id`` waiting for it."""
+        self._case_action(
+            case_id,
+            ReceiveMessage(at=self.clock.now(), actor=actor, name=name, data=dict(data or {})),
+        )
+
+    # -- tasks ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def case_of(task_id: str) -> str:
+        """The case a task belongs to (task ids are ``case:step:visit``)."""
+        parts = task_id.rsplit(":", 2)
+        if len(parts) != 3:
+            raise NotFound(f"{task_id!r} is not a task id")
+        return parts[0]
+
+    def claim(self, task_id: str, member: str, actor: str | None = None) -> None:
+        """Allocate a ready task to ``member`` (pull by the member, or by the hub/operator)."""
+        self._case_action(
+            self.case_of(task_id),
+            ClaimTask(at=self.clock.now(), actor=actor or member, task_id=task_id, member=member),
+        )
+
+    def release(self, task_id: str, actor: str) -> None:
+        """Return a claimed task to its team's queue."""
+        self._case_action(
+            self.case_of(task_id), ReleaseTask(at=self.clock.now(), actor=actor, task_id=task_id)
+        )
+
+    def complete(
+        self,
+        task_id: str,
+        actor: str | None,
+        data: dict[str, Any] | None = None,
+        *,
+        decisions: dict[str, list[str]] | None = None,
+    ) -> None:
+        """Complete a task with its output data (validated against the step's contract)."""
+        action = CompleteTask(
+            at=self.clock.now(),
+            actor=actor,
+            task_id=task_id,
+            data=dict(data or {}),
+            decisions=dict(decisions or {}),
+        )
+        self._case_action(self.case_of(task_id), action)
+
+    def fail(self, task_id: str, actor: str | None, error: str, retryable: bool = True) -> None:
+        """Report that a task cannot be done; retries or the step's error route follow."""
+        action = FailTask(
+            at=self.clock.now(), actor=actor, task_id=task_id, error=error, retryable=retryable
+        )
+        self._case_action(self.case_of(task_id), action)
+
+    def reassign(
+        self,
+        task_id: str,
+        member: str | None = None,
+        team: str | None = None,
+        actor: str = "operator",
+    ) -> None:
+        """Move a task to another member or team."""
+        action = ReassignTask(
+            at=self.clock.now(), actor=actor, task_id=task_id, member=member, team=team
+        )
+        self._case_action(self.case_of(task_id), action)
+
+    def retry(self, task_id: str, actor: str = "operator") -> None:
+        """Run a failed task again."""
+        self._case_action(
+            self.case_of(task_id), RetryTask(at=self.clock.now(), actor=actor, task_id=task_id)
+        )
+
+    # -- time -----------------------------------------------------------------------------------
+
+    def fire_due_timers(self, limit: int = 1000) -> int:
+        """Fire every timer due by now (one unit of work); return how many fired."""
+        now = self.clock.now()
+        due = self.store.due_timers(now, limit)
+        if not due:
+            return 0
+
+        orphans: list[str] = []
+
+        def work(batch: _Batch) -> None:
+            for timer_id, case_id, _ in due:
+                state, _v = self._state(batch, case_id)
+                if state is None or state.status.ended:
+                    orphans.append(timer_id)
+                    continue
+                self._apply(batch, case_id, FireTimer(at=now, actor="timer", timer_id=timer_id))
+                w = batch.writes[case_id]
+                if timer_id not in w.timers_set:
+                    w.timers_cleared.add(timer_id)
+
+        self._unit(work)
+        if orphans:
+            self.store.delete_timers(orphans)  # their cases ended; no commit will touch them
+        return len(due)
+
+    def next_timer(self) -> float | None:
+        """When the earliest timer is due."""
+        return self.store.next_timer()
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    def call_handler(
+        self, case_id: str, job: RunHandler, timeout: float = DEFAULT_HANDLER_TIMEOUT
+    ) -> HandlerResult:
+        """Run one handler (outside the lock); turn every failure into an error message."""
+        ctx = HandlerContext(
+            key=job.key,
+            case_id=case_id,
+            task_id=job.task_id,
+            step=job.step,
+            attempt=job.attempt,
+            data=dict(job.data),
+            _record=self._record_effect,
+        )
+        try:
+            fn = self.handlers.resolve(job.handler)
+        except HandlerError as exc:
+            return HandlerResult(job, case_id, error=str(exc), retryable=False)
+        out: Any  # whatever the user's code returned, checked below
+        try:
+            if timeout and timeout > 0:
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    future = pool.submit(fn, ctx)
+                    try:
+                        out = future.result(timeout=timeout)
+                    except FutureTimeout:
+                        return HandlerResult(
+                            job, case_id, error=f"handler {job.handler} timed out after {timeout}s"
+                        )
+            else:
+                out = fn(ctx)
+        except Exception as exc:  # a handler's bug must become a failed task, not a crash
+            return HandlerResult(job, case_id, error=f"{type(exc).__name__}: {exc}")
+        if out is None:
+            return HandlerResult(job, case_id, data={})
+        if not isinstance(out, dict):
+            msg = f"handler {job.handler} returned {type(out).__name__}, expected a dict"
+            return HandlerResult(job, case_id, error=msg, retryable=False)
+        return HandlerResult(job, case_id, data=out)
+
+    def _record_effect(self, key: str, kind: str, value: str) -> bool:
+        return self.store.record_effect(key, kind, value, self.clock.now())
+
+    def apply_results(self, results: list[HandlerResult]) -> None:
+        """Complete or fail the tasks of finished handlers, all in one unit of work."""
+
+        def work(batch: _Batch) -> None:
+            for r in results:
+                self._apply_result(batch, r)
+
+        self._unit(work)
+
+    def _apply_result(self, batch: _Batch, r: HandlerResult) -> None:
+        now = self.clock.now()
+        state, _ = self._state(batch, r.case_id)
+        if state is None:
+            return
+        task = state.tasks.get(r.job.task_id)
+        if task is None or task.status not in (TaskStatus.READY, TaskStatus.CLAIMED):
+            return  # withdrawn or already done while the handler ran: nothing to apply
+        if task.attempt != r.job.attempt:
+            return
+        if r.error is None:
+            try:
+                self._apply(
+                    batch,
+                    r.case_id,
+                    CompleteTask(at=now, actor="worker", task_id=r.job.task_id, data=r.data or {}),
+                )
+                return
+            except ContractViolation as exc:
+                r = HandlerResult(r.job, r.case_id, error=str(exc), retryable=False)
+        self._apply(
+            batch,
+            r.case_id,
+            FailTask(
+                at=now,
+                actor="worker",
+                task_id=r.job.task_id,
+                error=r.error or "",
+                retryable=r.retryable,
+            ),
+        )
+
+    def run_jobs(self, max_batch: int = 512, timeout: float = DEFAULT_HANDLER_TIMEOUT) -> int:
+        """Run queued handlers inline, committing each round's results together; return count.
+
+        Each round commits before the next round's handlers start, so every step transition is
+        durable before the case moves on (group commit, not deferred commit).
+        """
+        done = 0
+        while self.jobs:
+            round_ = [self.jobs.popleft() for _ in range(min(max_batch, len(self.jobs)))]
+            results = [self.call_handler(cid, job, timeout) for cid, job in round_]
+            self.apply_results(results)
+            done += len(round_)
+        return done
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def case(self, case_id: str) -> CaseState:
+        """The current state of a case."""
+        with self._lock:
+            cached = self._cache.get(case_id)
+            if cached is not None:
+                return cached[0]
+            loaded = self.store.load_case(case_id)
+        if loaded is None:
+            raise NotFound(f"no case {case_id!r}")
+        return loaded[0]
+
+    def cases(self, status: str | None = None, limit: int | None = None) -> list[CaseRow]:
+        """Cases, oldest first, optionally of one status."""
+        return self.store.cases(status, limit)
+
+    def tasks(
+        self,
+        *,
+        team: str | None = None,
+        assignee: str | None = None,
+        status: str | None = "ready",
+        case_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[TaskRow]:
+        """The task queue, oldest first (default: ready tasks)."""
+        return self.store.tasks(
+            team=team, assignee=assignee, status=status, case_id=case_id, limit=limit
+        )
+
+    def events(self, case_id: str | None = None) -> list[Event]:
+        """The event log (of one case, or all), in order."""
+        return [e for _, e in self.store.events(case_id)]
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+
+def open_engine(
+    url: str,
+    definitions: Iterable[ProcessDefinition] = (),
+    *,
+    clock: Clock | None = None,
+    handlers: HandlerRegistry | None = None,
+) -> Engine:
+    """Open an engine on the store a URL names (``sqlite:///x.db``, ``memory://``)."""
+    from accord.stores import open_store
+
+    return Engine(open_store(url), definitions, clock=clock, handlers=handlers)
+
+
+__all__ = ["AccordError", "Engine", "HandlerResult", "open_engine"]

@@ -1,0 +1,79 @@
+"""Automated steps' handlers: resolving ``module:function`` and the context they receive."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from accord.errors import AccordError
+
+Handler = Callable[["HandlerContext"], "dict[str, Any] | None"]
+
+
+class HandlerError(AccordError):
+    """A handler could not be found or imported."""
+
+
+@dataclass(slots=True)
+class HandlerContext:
+    """What a handler gets. ``key`` is the idempotency key: the same for every attempt of one
+    task, so an effect guarded by it is applied once however often the handler runs."""
+
+    key: str
+    case_id: str
+    task_id: str
+    step: str
+    attempt: int
+    data: dict[str, Any]
+    _record: Callable[[str, str, str], bool] | None = field(default=None, repr=False)
+
+    def record_effect(self, kind: str, value: str) -> bool:
+        """Record an effect once per (key, kind); return False if it was already recorded."""
+        if self._record is None:
+            return True
+        return self._record(self.key, kind, value)
+
+
+class HandlerRegistry:
+    """Finds handlers by name: explicitly registered first, then by importing the module.
+
+    ``paths`` are added to the import path for lookups (the folder of the process file, so that
+    ``handler: my_handlers:fn`` next to it just works).
+    """
+
+    def __init__(self, paths: Iterable[str | Path] = ()) -> None:
+        self._registered: dict[str, Handler] = {}
+        self._paths = [str(Path(p).resolve()) for p in paths]
+
+    def add_path(self, path: str | Path) -> None:
+        """Search ``path`` too when importing handler modules."""
+        p = str(Path(path).resolve())
+        if p not in self._paths:
+            self._paths.append(p)
+
+    def register(self, name: str, fn: Handler) -> None:
+        """Use ``fn`` for ``name`` instead of importing it."""
+        self._registered[name] = fn
+
+    def resolve(self, name: str) -> Handler:
+        """The callable for ``name``; raise HandlerError saying why it cannot be had."""
+        fn = self._registered.get(name)
+        if fn is not None:
+            return fn
+        module_name, _, attr = name.partition(":")
+        for p in self._paths:
+            if p not in sys.path:
+                sys.path.insert(0, p)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise HandlerError(f"handler {name!r}: cannot import {module_name!r}: {exc}") from None
+        found = getattr(module, attr, None)
+        if not callable(found):
+            raise HandlerError(f"handler {name!r}: {module_name} has no function {attr!r}")
+        self._registered[name] = found
+        return found  # type: ignore[no-any-return]

@@ -1,0 +1,372 @@
+"""Run cases with synthetic team members on virtual time, through the real engine.
+
+The simulator is only another driver of the engine: it starts cases as the scenario's arrivals
+say, lets synthetic members work the tasks the hub gives them (or claim from their team's queue
+where the team pulls), runs automated steps' real handlers, and fires timers, jumping the
+virtual clock from one due moment to the next. Nothing here decides routing; the kernel does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+
+from accord.central.engine import Engine, HandlerResult
+from accord.clock import VirtualClock
+from accord.errors import AccordError, CaseError
+from accord.events import Event, EventType
+from accord.model.types import Member, ProcessDefinition, StepKind, Team
+from accord.sim.calendar import add_working, next_open
+from accord.sim.scenario import Scenario
+
+MAX_VIRTUAL_DAYS = 3650.0
+OPERATOR_RESPONSE_S = 3600.0  # how long the synthetic operator takes to act on an incident
+OPERATOR_MAX_TRIES = 3  # then the operator cancels the case rather than loop forever
+Progress = Callable[[int, int], None]
+
+
+def staffed(d: ProcessDefinition, scenario: Scenario) -> ProcessDefinition:
+    """The definition with each team sized as the scenario says (synthetic members added)."""
+    teams: dict[str, Team] = {}
+    changed = False
+    for tid, team in d.teams.items():
+        size = scenario.team(tid).size
+        members = list(team.members)
+        if size is not None and size != len(members):
+            changed = True
+            roles = tuple(sorted({r for m in team.members for r in m.roles}))
+            if size < len(members):
+                members = members[:size]
+            for k in range(len(members), size):
+                members.append(Member(f"{tid}-{k + 1}", f"{team.name} {k + 1}", roles))
+        teams[tid] = replace(team, members=tuple(members))
+    return replace(d, teams=teams) if changed else d
+
+
+def _synth(field_name: str, schema: dict[str, Any] | None, rng: random.Random) -> Any:
+    prop = ((schema or {}).get("properties") or {}).get(field_name) or {}
+    if "enum" in prop:
+        return rng.choice(prop["enum"])
+    kind = prop.get("type")
+    if kind in ("number", "integer"):
+        low = prop.get("minimum", 0)
+        return low + rng.randint(1, 1000)
+    if kind == "boolean":
+        return rng.random() < 0.5
+    return f"{field_name}-{rng.randint(1000, 9999)}"
+
+
+@dataclass(slots=True)
+class SimResult:
+    """What a run did, besides its events (which the engine's store holds)."""
+
+    cases: int
+    completed: int
+    ended: int
+    virtual_s: float
+    wall_s: float
+    transitions: int
+    unfinished: list[str] = field(default_factory=list)
+
+
+class Simulation:
+    """One seeded run of ``cases`` cases of one process."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        definition: ProcessDefinition,
+        scenario: Scenario,
+        clock: VirtualClock,
+        *,
+        cases: int,
+        seed: int = 0,
+        progress: Progress | None = None,
+        prefix: str = "case",
+    ) -> None:
+        self.engine = engine
+        self.d = definition
+        self.sc = scenario
+        self.clock = clock
+        self.cases = cases
+        self.seed = seed
+        self.progress = progress
+        self.prefix = prefix
+        self.heap: list[tuple[float, int, str, Any]] = []
+        self._seq = 0
+        self.queue: dict[str, deque[str]] = {m.id: deque() for t in definition.teams.values()
+                                             for m in t.members}  # fmt: skip
+        self.busy: dict[str, str | None] = dict.fromkeys(self.queue)
+        self.team_of_member: dict[str, str] = {}
+        for t in definition.teams.values():
+            for m in t.members:
+                self.team_of_member.setdefault(m.id, t.id)
+        self.pool: dict[str, deque[str]] = {t: deque() for t in definition.teams}
+        self.inbox: list[Event] = []
+        self.ended = 0
+        self.completed = 0
+        self.transitions = 0
+        self.timer_wake: float | None = None
+        self.started = 0
+        self.operator_visits: dict[str, int] = {}
+        engine.listeners.append(self._on_events)
+
+    # -- scheduling -----------------------------------------------------------------------------
+
+    def at(self, t: float, kind: str, payload: Any = None) -> None:
+        self._seq += 1
+        heapq.heappush(self.heap, (t, self._seq, kind, payload))
+
+    def rng(self, *parts: object) -> random.Random:
+        return random.Random(":".join(map(str, (self.seed, *parts))))
+
+    def arrival_times(self) -> list[float]:
+        r = self.rng("arrivals")
+        t = self.clock.now()
+        out = []
+        for _ in range(self.cases):
+            out.append(t)
+            t += self.sc.interarrival.sample(r)
+        return out
+
+    # -- engine events --------------------------------------------------------------------------
+
+    def _on_events(self, events: list[Event]) -> None:
+        self.inbox.extend(events)
+
+    def _drain(self) -> None:
+        while self.inbox:
+            events, self.inbox = self.inbox, []
+            for e in events:
+                self._react(e)
+        while self.engine.jobs:
+            case_id, job = self.engine.jobs.popleft()
+            r = self.rng("auto", job.task_id, job.attempt)
+            duration = self.sc.step(job.step).duration.sample(r)
+            self.at(self.clock.now() + duration, "handler", (case_id, job))
+        nxt = self.engine.next_timer()
+        if nxt is not None and (self.timer_wake is None or nxt < self.timer_wake):
+            self.timer_wake = nxt
+            self.at(nxt, "timers")
+
+    def _react(self, e: Event) -> None:
+        t = e.type
+        if t in (EventType.CASE_COMPLETED, EventType.CASE_CANCELLED):
+            self.ended += 1
+            if t is EventType.CASE_COMPLETED:
+                self.completed += 1
+            if self.progress:
+                self.progress(self.ended, self.cases)
+        elif t is EventType.TASK_COMPLETED or t is EventType.TASK_FAILED:
+            self.transitions += 1
+        if t in (EventType.TASK_CLAIMED, EventType.TASK_ESCALATED, EventType.TASK_REASSIGNED):
+            member = e.data.get("assignee") if t is EventType.TASK_CLAIMED else e.data.get("to")
+            if e.data.get("notify"):
+                return  # an escalation that only informs the target
+            if member in self.queue and e.task:
+                if self.busy.get(member) != e.task and e.task not in self.queue[member]:
+                    self.queue[member].append(e.task)
+                self.at(self.clock.now(), "member", member)
+            elif t is not EventType.TASK_CLAIMED and e.team and e.task:
+                self._pool(e.team, e.task)
+        elif t is EventType.TASK_READY and e.task and e.team:
+            kind = e.data.get("kind")
+            step = self.d.steps.get(e.step or "")
+            team = self.d.teams.get(e.team)
+            human = step is not None and step.kind.is_work and step.kind is not StepKind.AUTOMATED
+            pulls = team is not None and team.assignment == "pull"
+            if human and kind != "automated" and (pulls or not e.data.get("hub", True)):
+                self._pool(e.team, e.task)
+        elif t is EventType.TASK_RELEASED and e.task and e.team:
+            self._pool(e.team, e.task)
+        elif t is EventType.CASE_PAUSED and e.data.get("reason") == "incident":
+            self.at(self.clock.now() + OPERATOR_RESPONSE_S, "operator", (e.case, e.data))
+
+    def _pool(self, team: str, task: str) -> None:
+        if team in self.pool:
+            self.pool[team].append(task)
+            self.at(self.clock.now(), "pull", team)
+
+    # -- synthetic people -----------------------------------------------------------------------
+
+    def _member(self, member: str) -> None:
+        if self.busy.get(member) is not None:
+            return
+        q = self.queue[member]
+        while q:
+            task_id = q.popleft()
+            row = self.engine.tasks(status="claimed", assignee=member, case_id=_case(task_id))
+            if not any(r.id == task_id for r in row):
+                continue  # withdrawn, escalated or reassigned meanwhile
+            step = next(r.step for r in row if r.id == task_id)
+            team = self.sc.team(self.team_of_member.get(member))
+            r = self.rng("work", task_id, member)
+            start = next_open(self.clock.now(), team)
+            end = add_working(start, self.sc.step(step).duration.sample(r), team)
+            self.busy[member] = task_id
+            self.at(end, "finish", (member, task_id, step))
+            return
+
+    def _finish(self, member: str, task_id: str, step_id: str) -> None:
+        self.busy[member] = None
+        step = self.d.steps[step_id]
+        spec = self.sc.step(step_id)
+        r = self.rng("data", task_id)
+        if spec.fail_rate and r.random() < spec.fail_rate:
+            self._call(lambda: self.engine.fail(task_id, member, "simulated failure"))
+        else:
+            data = {k: g.sample(r) for k, g in spec.data.items()}
+            for name in step.outputs:
+                if name not in data:
+                    data[name] = _synth(name, step.contract, r)
+            decisions = {
+                gid: [r.choices([p[0] for p in pairs], [p[1] for p in pairs])[0]]
+                for gid, pairs in self.sc.branches.items()
+            }
+            self._call(lambda: self.engine.complete(task_id, member, data, decisions=decisions))
+        self.at(self.clock.now(), "member", member)
+
+    def _pull(self, team_id: str) -> None:
+        pool = self.pool[team_id]
+        team = self.d.teams[team_id]
+        hours = self.sc.team(team_id)
+        for m in team.members:
+            if not pool:
+                return
+            if self.busy.get(m.id) is not None or self.queue[m.id]:
+                continue
+            now = self.clock.now()
+            opens = next_open(now, hours)
+            if opens > now:
+                self.at(opens, "pull", team_id)
+                return
+            while pool:
+                task_id = pool.popleft()
+                rows = self.engine.tasks(status="ready", case_id=_case(task_id))
+                row = next((x for x in rows if x.id == task_id), None)
+                if row is None:
+                    continue
+                if row.role and row.role not in m.roles:
+                    pool.append(task_id)
+                    break
+                if self._claim(task_id, m.id):
+                    break
+
+    def _operator(self, case_id: str, incident: dict[str, Any]) -> None:
+        """A synthetic operator: retry a failed task or resume; cancel after repeated incidents."""
+        n = self.operator_visits.get(case_id, 0) + 1
+        self.operator_visits[case_id] = n
+        actor = "operator:sim"
+        if n > OPERATOR_MAX_TRIES:
+            self._call(lambda: self.engine.cancel(case_id, "operator gave up", actor))
+        elif incident.get("task"):
+            self._call(lambda: self.engine.retry(str(incident["task"]), actor))
+        else:
+            self._call(lambda: self.engine.resume(case_id, actor=actor))
+
+    def _claim(self, task_id: str, member: str) -> bool:
+        return self._call(lambda: self.engine.claim(task_id, member))
+
+    def _handler(self, case_id: str, job: Any) -> None:
+        result = self.engine.call_handler(case_id, job)
+        spec = self.sc.step(job.step)
+        failed = self.rng("fail", job.task_id, job.attempt).random() < spec.fail_rate
+        if result.error is None and failed:
+            result = HandlerResult(job, case_id, error="simulated handler failure")
+        self._call(lambda: self.engine.apply_results([result]))
+
+    def _call(self, fn: Callable[[], None]) -> bool:
+        try:
+            fn()
+        except CaseError:
+            return False  # the world moved on (task withdrawn, case paused): a person shrugs
+        return True
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def resume_state(self) -> int:
+        """Pick up a stored run: requeue held tasks; return how many cases already started."""
+        started = len(self.engine.cases())
+        for row in self.engine.tasks(status="claimed"):
+            if row.assignee in self.queue:
+                self.queue[row.assignee].append(row.id)
+                self.at(self.clock.now(), "member", row.assignee)
+        for row in self.engine.tasks(status="ready"):
+            if row.kind != StepKind.AUTOMATED.value and row.team and not row.hub:
+                self._pool(row.team, row.id)
+        return started
+
+    def run(self, resume: bool = False) -> SimResult:
+        wall = time.perf_counter()
+        t0 = self.clock.now()
+        arrivals = self.arrival_times()
+        first = 0
+        if resume:
+            first = self.resume_state()
+            self.ended = sum(
+                n
+                for s, n in self.engine.store.count_cases().items()
+                if s in ("completed", "cancelled")
+            )
+            self.completed = self.engine.store.count_cases().get("completed", 0)
+        if first < self.cases:
+            self.at(max(arrivals[first], self.clock.now()), "arrival", first)
+        self._drain()
+        horizon = t0 + MAX_VIRTUAL_DAYS * 86400.0
+        while self.heap and self.ended < self.cases:
+            t, _, kind, payload = heapq.heappop(self.heap)
+            if t > horizon:
+                break
+            self.clock.advance_to(t)
+            if kind == "arrival":
+                i = payload
+                cid = f"{self.prefix}-{i + 1:06d}"
+                with contextlib.suppress(AccordError):  # already started before a restart
+                    self.engine.start_case(self.d.id, {}, case_id=cid, actor="sim")
+                if i + 1 < self.cases:
+                    self.at(max(arrivals[i + 1], t), "arrival", i + 1)
+            elif kind == "member":
+                self._member(payload)
+            elif kind == "finish":
+                self._finish(*payload)
+            elif kind == "pull":
+                self._pull(payload)
+            elif kind == "handler":
+                self._handler(*payload)
+            elif kind == "operator":
+                self._operator(*payload)
+            elif kind == "timers":
+                self.timer_wake = None
+                self.engine.fire_due_timers()
+            self._drain()
+        open_cases = [
+            c.id for c in self.engine.cases() if c.status not in ("completed", "cancelled")
+        ]
+        return SimResult(
+            cases=self.cases,
+            completed=self.completed,
+            ended=self.ended,
+            virtual_s=self.clock.now() - t0,
+            wall_s=time.perf_counter() - wall,
+            transitions=self.transitions,
+            unfinished=open_cases,
+        )
+
+
+def _case(task_id: str) -> str:
+    return task_id.rsplit(":", 2)[0]
+
+
+def run_meta(d: ProcessDefinition, cases: int, seed: int, scenario_file: str | None) -> str:
+    """What identifies a run, so a restarted `accord run` knows it is resuming the same one."""
+    return orjson.dumps(
+        {"process": d.key, "cases": cases, "seed": seed, "scenario": scenario_file}
+    ).decode()

@@ -1,0 +1,136 @@
+"""The storage seam: what the engine needs from a database, whichever database it is.
+
+A store keeps the append-only event log, each case's current state (a projection of its events,
+kept so that a restart need not replay history), the task queue and the timers, plus the
+idempotency records handlers write. One ``commit`` call writes a whole batch atomically: either
+every case in it moves on, or none does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from accord.events import Event
+from accord.kernel.state import CaseState, Task
+
+
+@dataclass(slots=True)
+class CaseWrite:
+    """Everything one case's transitions in a batch change. ``expected_version`` guards races:
+    None means the case is new; otherwise the stored version must still match."""
+
+    state: CaseState
+    expected_version: int | None
+    events: list[Event] = field(default_factory=list)
+    tasks: dict[str, Task] = field(default_factory=dict)
+    timers_set: dict[str, float] = field(default_factory=dict)
+    timers_cleared: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """A task as the queue sees it (no case state needed to list or assign work)."""
+
+    id: str
+    case_id: str
+    process: str
+    step: str
+    kind: str
+    team: str | None
+    role: str | None
+    status: str
+    assignee: str | None
+    ready_at: float
+    claimed_at: float | None
+    attempt: int
+    hub: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRow:
+    """A case's headline (no state blob)."""
+
+    id: str
+    process: str
+    status: str
+    started_at: float
+    ended_at: float | None
+    updated_at: float
+    incident: str | None
+
+
+class Store(Protocol):
+    """Implemented by every backend; the contract tests in tests/contract run against each."""
+
+    url: str
+
+    def close(self) -> None:
+        """Release connections. The store cannot be used afterwards."""
+
+    def schema_version(self) -> int:
+        """The migration number the database is at."""
+
+    def put_definition(self, key: str, name: str, source: str, at: float) -> None:
+        """Record a deployed definition's source (idempotent per key)."""
+
+    def definitions(self) -> list[tuple[str, str, str]]:
+        """Every deployed definition as (key, name, source)."""
+
+    def load_case(self, case_id: str) -> tuple[CaseState, int] | None:
+        """The case's state and version, or None."""
+
+    def commit(self, writes: list[CaseWrite], at: float) -> list[int]:
+        """Write a batch atomically; return each case's new version.
+
+        Raise :class:`ConcurrencyError` (changing nothing) when a case's version moved on.
+        """
+
+    def events(
+        self, case_id: str | None = None, after: int = 0, limit: int | None = None
+    ) -> Iterator[tuple[int, Event]]:
+        """The event log in append order, as (global position, event)."""
+
+    def tasks(
+        self,
+        *,
+        team: str | None = None,
+        assignee: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        case_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[TaskRow]:
+        """Tasks of open cases matching every filter given, oldest ready first."""
+
+    def cases(self, status: str | None = None, limit: int | None = None) -> list[CaseRow]:
+        """Cases, oldest first."""
+
+    def count_cases(self) -> dict[str, int]:
+        """Number of cases per status."""
+
+    def due_timers(self, now: float, limit: int = 1000) -> list[tuple[str, str, float]]:
+        """Timers due at or before ``now`` as (timer id, case id, due), earliest first."""
+
+    def delete_timers(self, timer_ids: list[str]) -> None:
+        """Remove timers outright (used for timers of cases that have ended)."""
+
+    def next_timer(self) -> float | None:
+        """The earliest due time of any timer."""
+
+    def record_effect(self, key: str, kind: str, value: str, at: float) -> bool:
+        """Record a handler's effect under its idempotency key; False if it was already there."""
+
+    def effects(self, kind: str | None = None) -> list[tuple[str, str, str]]:
+        """Recorded effects as (key, kind, value)."""
+
+    def get_meta(self, key: str) -> str | None:
+        """A small persistent setting (used by runs to resume)."""
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a small persistent setting."""
+
+
+class ConcurrencyError(Exception):
+    """Another writer changed a case first; reload and try again."""

@@ -1,0 +1,44 @@
+"""Numbered schema migrations, shared by the SQL backends (dialect differences are marked)."""
+
+from __future__ import annotations
+
+# Each entry is (number, statements). {blob}, {auto} and {json} are filled per dialect.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE definitions (
+                key TEXT PRIMARY KEY, name TEXT NOT NULL, source TEXT NOT NULL,
+                deployed_at DOUBLE PRECISION NOT NULL)""",
+            """CREATE TABLE cases (
+                id TEXT PRIMARY KEY, process TEXT NOT NULL, status TEXT NOT NULL,
+                version INTEGER NOT NULL, state {blob} NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL, ended_at DOUBLE PRECISION,
+                updated_at DOUBLE PRECISION NOT NULL, incident TEXT)""",
+            "CREATE INDEX cases_status ON cases (status)",
+            """CREATE TABLE events (
+                pos {auto}, id TEXT NOT NULL UNIQUE, case_id TEXT NOT NULL,
+                seq INTEGER NOT NULL, type TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+                process TEXT NOT NULL, step TEXT, team TEXT, actor TEXT, task TEXT,
+                data {json} NOT NULL, causation TEXT, source TEXT NOT NULL)""",
+            "CREATE UNIQUE INDEX events_case_seq ON events (case_id, seq)",
+            """CREATE TABLE tasks (
+                id TEXT PRIMARY KEY, case_id TEXT NOT NULL, process TEXT NOT NULL,
+                step TEXT NOT NULL, kind TEXT NOT NULL, team TEXT, role TEXT,
+                status TEXT NOT NULL, assignee TEXT, ready_at DOUBLE PRECISION NOT NULL,
+                claimed_at DOUBLE PRECISION, attempt INTEGER NOT NULL, hub INTEGER NOT NULL)""",
+            "CREATE INDEX tasks_team ON tasks (team, status, ready_at)",
+            "CREATE INDEX tasks_assignee ON tasks (assignee, status)",
+            "CREATE INDEX tasks_case ON tasks (case_id)",
+            """CREATE TABLE timers (
+                id TEXT PRIMARY KEY, case_id TEXT NOT NULL, due DOUBLE PRECISION NOT NULL)""",
+            "CREATE INDEX timers_due ON timers (due)",
+            """CREATE TABLE effects (
+                key TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL, PRIMARY KEY (key, kind))""",
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ],
+    ),
+]
+
+LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,331 @@
+"""SQLite store (WAL): the embedded default. One writer connection; every batch one transaction.
+
+``sqlite:///path/to.db`` opens a file; ``?synchronous=FULL`` trades speed for surviving power
+loss (the default NORMAL survives a process crash, which is what ``kill -9`` tests).
+``memory://`` is SQLite's in-memory mode: the same SQL and the same behaviour, minus the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import orjson
+
+from accord.errors import StoreError
+from accord.events import Event, EventType
+from accord.kernel.state import CaseState, state_from_json
+from accord.stores.base import CaseRow, CaseWrite, ConcurrencyError, TaskRow
+from accord.stores.migrations import MIGRATIONS
+
+_INSERT_EVENT = (
+    "INSERT INTO events (id, case_id, seq, type, at, process, step, team, actor, task, data,"
+    " causation, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
+_EVENT_COLS = (
+    "pos, id, case_id, seq, type, at, process, step, team, actor, task, data, causation, source"
+)
+
+
+def _ddl(sql: str) -> str:
+    return sql.format(blob="BLOB", auto="INTEGER PRIMARY KEY AUTOINCREMENT", json="TEXT")
+
+
+class SqliteStore:
+    """A store in one SQLite database file (or in memory)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = urlparse(url)
+        query = parse_qs(parsed.query)
+        sync = query.get("synchronous", ["NORMAL"])[0].upper()
+        if sync not in _SYNC:
+            raise StoreError(f"synchronous must be one of {sorted(_SYNC)}, not {sync!r}")
+        self.synchronous = sync
+        if parsed.scheme == "memory":
+            target = ":memory:"
+        else:
+            target = parsed.path if not parsed.netloc else parsed.netloc + parsed.path
+            if url.startswith("sqlite:////"):
+                target = "/" + target.lstrip("/")
+            elif url.startswith("sqlite:///"):
+                target = target[1:] if target.startswith("/") else target
+            if not target:
+                raise StoreError(f"no database path in {url!r} (use sqlite:///path/to.db)")
+            parent = Path(target).parent
+            if not parent.exists():
+                raise StoreError(f"directory {parent} does not exist (for {url!r})")
+        self.path = target
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={sync}")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open {url!r} as an accord store: {exc}") from None
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+                )
+                row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
+                current = row[0] or 0
+                for number, statements in MIGRATIONS:
+                    if number <= current:
+                        continue
+                    for sql in statements:
+                        self._db.execute(_ddl(sql))
+                    self._db.execute("INSERT INTO schema_version VALUES (?)", (number,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- definitions ----------------------------------------------------------------------------
+
+    def put_definition(self, key: str, name: str, source: str, at: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO definitions VALUES (?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                "name=excluded.name, source=excluded.source",
+                (key, name, source, at),
+            )
+
+    def definitions(self) -> list[tuple[str, str, str]]:
+        with self._lock:
+            rows = self._db.execute("SELECT key, name, source FROM definitions ORDER BY key")
+            return [(r[0], r[1], r[2]) for r in rows]
+
+    # -- cases ----------------------------------------------------------------------------------
+
+    def load_case(self, case_id: str) -> tuple[CaseState, int] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT state, version FROM cases WHERE id = ?", (case_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        return state_from_json(row[0]), int(row[1])
+
+    def commit(self, writes: list[CaseWrite], at: float) -> list[int]:
+        if not writes:
+            return []
+        versions: list[int] = []
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for w in writes:
+                    s = w.state
+                    incident = orjson.dumps(s.incident).decode() if s.incident else None
+                    if w.expected_version is None:
+                        db.execute(
+                            "INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?)",
+                            (s.case_id, s.process, s.status.value, 1, s.to_json(),
+                             s.started_at, s.ended_at, at, incident),
+                        )  # fmt: skip
+                        versions.append(1)
+                    else:
+                        cur = db.execute(
+                            "UPDATE cases SET status=?, version=version+1, state=?, ended_at=?, "
+                            "updated_at=?, incident=? WHERE id=? AND version=?",
+                            (s.status.value, s.to_json(), s.ended_at, at, incident,
+                             s.case_id, w.expected_version),
+                        )  # fmt: skip
+                        if cur.rowcount != 1:
+                            raise ConcurrencyError(f"case {s.case_id} changed under this writer")
+                        versions.append(w.expected_version + 1)
+                    if w.events:
+                        db.executemany(
+                            _INSERT_EVENT,
+                            [
+                                (e.id, e.case, e.seq, e.type.value, e.at, e.process, e.step,
+                                 e.team, e.actor, e.task, orjson.dumps(e.data).decode(),
+                                 e.causation, e.source)
+                                for e in w.events
+                            ],
+                        )  # fmt: skip
+                    if w.tasks:
+                        db.executemany(
+                            "INSERT INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                            "ON CONFLICT(id) DO UPDATE SET team=excluded.team, "
+                            "status=excluded.status, assignee=excluded.assignee, "
+                            "claimed_at=excluded.claimed_at, attempt=excluded.attempt",
+                            [
+                                (t.id, s.case_id, s.process, t.step, t.kind.value, t.team, t.role,
+                                 t.status.value, t.assignee, t.ready_at, t.claimed_at, t.attempt,
+                                 int(t.hub))
+                                for t in w.tasks.values()
+                            ],
+                        )  # fmt: skip
+                    if w.timers_cleared:
+                        db.executemany(
+                            "DELETE FROM timers WHERE id = ?", [(t,) for t in w.timers_cleared]
+                        )
+                    if w.timers_set:
+                        db.executemany(
+                            "INSERT OR REPLACE INTO timers VALUES (?,?,?)",
+                            [(tid, s.case_id, due) for tid, due in w.timers_set.items()],
+                        )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return versions
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def events(
+        self, case_id: str | None = None, after: int = 0, limit: int | None = None
+    ) -> Iterator[tuple[int, Event]]:
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE pos > ?"
+        args: list[Any] = [after]
+        if case_id is not None:
+            sql += " AND case_id = ?"
+            args.append(case_id)
+        sql += " ORDER BY pos"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        for r in rows:
+            yield r[0], _event(r)
+
+    def tasks(
+        self,
+        *,
+        team: str | None = None,
+        assignee: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        case_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[TaskRow]:
+        where, args = [], []
+        for col, val in (
+            ("team", team),
+            ("assignee", assignee),
+            ("status", status),
+            ("kind", kind),
+            ("case_id", case_id),
+        ):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        sql = "SELECT * FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY ready_at, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [
+            TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                    bool(r[12]))
+            for r in rows
+        ]  # fmt: skip
+
+    def cases(self, status: str | None = None, limit: int | None = None) -> list[CaseRow]:
+        sql = "SELECT id, process, status, started_at, ended_at, updated_at, incident FROM cases"
+        args: list[Any] = []
+        if status is not None:
+            sql += " WHERE status = ?"
+            args.append(status)
+        sql += " ORDER BY started_at, id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [CaseRow(*r) for r in rows]
+
+    def count_cases(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT status, count(*) FROM cases GROUP BY status")
+            return {r[0]: int(r[1]) for r in rows}
+
+    def due_timers(self, now: float, limit: int = 1000) -> list[tuple[str, str, float]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, case_id, due FROM timers WHERE due <= ? ORDER BY due, id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [(r[0], r[1], float(r[2])) for r in rows]
+
+    def delete_timers(self, timer_ids: list[str]) -> None:
+        with self._lock:
+            self._db.executemany("DELETE FROM timers WHERE id = ?", [(t,) for t in timer_ids])
+
+    def next_timer(self) -> float | None:
+        with self._lock:
+            row = self._db.execute("SELECT min(due) FROM timers").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def record_effect(self, key: str, kind: str, value: str, at: float) -> bool:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO effects VALUES (?,?,?,?)", (key, kind, value, at)
+            )
+            return cur.rowcount == 1
+
+    def effects(self, kind: str | None = None) -> list[tuple[str, str, str]]:
+        sql = "SELECT key, kind, value FROM effects"
+        args: list[Any] = []
+        if kind is not None:
+            sql += " WHERE kind = ?"
+            args.append(kind)
+        with self._lock:
+            return [(r[0], r[1], r[2]) for r in self._db.execute(sql + " ORDER BY at", args)]
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO meta VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
+
+
+def _event(r: Any) -> Event:
+    return Event(
+        id=r[1],
+        type=EventType(r[4]),
+        case=r[2],
+        seq=r[3],
+        at=r[5],
+        process=r[6],
+        step=r[7],
+        team=r[8],
+        actor=r[9],
+        task=r[10],
+        data=orjson.loads(r[11]),
+        causation=r[12],
+        source=r[13],
+    )
