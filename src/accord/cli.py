@@ -43,11 +43,13 @@ def validate(
 ) -> None:
     """Check definitions; print every problem as file:line:col: element: message."""
     from accord.model import load
+    from accord.sim.scenario import load_scenario
 
     bad = 0
     for f in files:
         try:
             d = load(f)
+            load_scenario(d)  # the scenario section is part of the file: check it too
         except DefinitionError as exc:
             bad += 1
             for p in exc.problems:
@@ -146,6 +148,7 @@ def simulate(
             "wall_s": round(result.wall_s, 3),
             "virtual_days": round(result.virtual_s / 86400.0, 2),
             "unfinished": result.unfinished[:20],
+            "handoff_rejections": result.contract_violations,
         }
     )
     engine.close()

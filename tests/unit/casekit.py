@@ -109,7 +109,9 @@ class Case:
         self, step: str, error: str = "boom", *, retryable: bool = True, at: float | None = None
     ) -> Transition:
         t = self.task(step)
-        return self.do(FailTask(self.at(at), "worker:w1", task_id=t.id, error=error, retryable=retryable))
+        return self.do(
+            FailTask(self.at(at), "worker:w1", task_id=t.id, error=error, retryable=retryable)
+        )
 
     def fire(self, timer: Timer | str, *, at: float | None = None) -> Transition:
         """Deliver FireTimer, by default at the timer's due time (or now, if that is later)."""

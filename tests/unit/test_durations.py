@@ -43,11 +43,6 @@ def test_years_and_months_are_refused_with_the_reason(text: str) -> None:
         parse_duration(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MINOR: 'P1MT1H' (months plus a time part) gets the generic 'not an ISO-8601 "
-    "duration' message; the months check in durations.parse_duration excludes strings with T",
-)
 def test_months_with_time_part_names_months_as_the_reason() -> None:
     with pytest.raises(ValueError, match="months"):
         parse_duration("P1MT1H")

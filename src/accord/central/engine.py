@@ -10,11 +10,13 @@ crash a handler may run again (at-least-once delivery, exactly-once effect).
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,7 @@ from accord.model.types import ProcessDefinition, StepKind
 from accord.stores.base import CaseRow, CaseWrite, Store, TaskRow
 
 DEFAULT_HANDLER_TIMEOUT = 60.0
+log = logging.getLogger("accord.engine")
 EventListener = Callable[[list[Event]], None]
 
 
@@ -89,6 +92,7 @@ class Engine:
         handlers: HandlerRegistry | None = None,
         cache_size: int = 20_000,
         source: str = "accord/central",
+        handler_threads: int = 4,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
@@ -102,6 +106,8 @@ class Engine:
         self._cache: OrderedDict[str, tuple[CaseState, int]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.RLock()
+        self.handler_threads = handler_threads
+        self._workers: ThreadPoolExecutor | None = None
         for d in definitions:
             self.deploy(d)
         self._recover()
@@ -263,7 +269,19 @@ class Engine:
                 self.assigner.load = loads
                 self.assigner.backlog = backlog
                 raise
+            self._publish(batch.events)
             return result
+
+    def _publish(self, events: list[Event]) -> None:
+        """Tell listeners what was committed. A failing listener is logged, never undoes the
+        commit and never keeps the others from hearing."""
+        if not events:
+            return
+        for listener in self.listeners:
+            try:
+                listener(events)
+            except Exception:
+                log.exception("event listener %r failed", listener)
 
     def _commit(self, batch: _Batch) -> None:
         if not batch.writes:
@@ -281,9 +299,6 @@ class Engine:
             self._cache.popitem(last=False)
         for job in batch.jobs:
             self.jobs.append((job.task_id.rsplit(":", 2)[0], job))
-        if batch.events:
-            for listener in self.listeners:
-                listener(batch.events)
 
     def _recover(self) -> None:
         """After a restart: rebuild member loads and the backlog, requeue unfinished handlers."""
@@ -469,11 +484,8 @@ class Engine:
 
     # -- handlers -------------------------------------------------------------------------------
 
-    def call_handler(
-        self, case_id: str, job: RunHandler, timeout: float = DEFAULT_HANDLER_TIMEOUT
-    ) -> HandlerResult:
-        """Run one handler (outside the lock); turn every failure into an error message."""
-        ctx = HandlerContext(
+    def _context(self, case_id: str, job: RunHandler) -> HandlerContext:
+        return HandlerContext(
             key=job.key,
             case_id=case_id,
             task_id=job.task_id,
@@ -482,31 +494,76 @@ class Engine:
             data=dict(job.data),
             _record=self._record_effect,
         )
-        try:
-            fn = self.handlers.resolve(job.handler)
-        except HandlerError as exc:
-            return HandlerResult(job, case_id, error=str(exc), retryable=False)
-        out: Any  # whatever the user's code returned, checked below
-        try:
-            if timeout and timeout > 0:
-                with ThreadPoolExecutor(max_workers=1) as pool:
-                    future = pool.submit(fn, ctx)
-                    try:
-                        out = future.result(timeout=timeout)
-                    except FutureTimeout:
-                        return HandlerResult(
-                            job, case_id, error=f"handler {job.handler} timed out after {timeout}s"
-                        )
-            else:
-                out = fn(ctx)
-        except Exception as exc:  # a handler's bug must become a failed task, not a crash
-            return HandlerResult(job, case_id, error=f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _outcome(case_id: str, job: RunHandler, out: Any) -> HandlerResult:
+        if isinstance(out, BaseException):
+            return HandlerResult(job, case_id, error=f"{type(out).__name__}: {out}")
         if out is None:
             return HandlerResult(job, case_id, data={})
         if not isinstance(out, dict):
             msg = f"handler {job.handler} returned {type(out).__name__}, expected a dict"
             return HandlerResult(job, case_id, error=msg, retryable=False)
         return HandlerResult(job, case_id, data=out)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(self.handler_threads, "accord-handler")
+        return self._workers
+
+    def _abandon_pool(self) -> None:
+        # A hung handler's thread cannot be killed; stop waiting for it and start fresh threads.
+        if self._workers is not None:
+            self._workers.shutdown(wait=False, cancel_futures=True)
+            self._workers = None
+
+    def call_handlers(
+        self, jobs: list[tuple[str, RunHandler]], timeout: float = DEFAULT_HANDLER_TIMEOUT
+    ) -> list[HandlerResult]:
+        """Run handlers (outside the lock), concurrently on the handler threads.
+
+        Every failure becomes a result with an error: an exception, a wrong return type, a
+        handler that cannot be imported, or one still running after ``timeout`` seconds.
+        """
+        results: list[HandlerResult | None] = [None] * len(jobs)
+        pending: list[tuple[int, Future[Any]]] = []
+        for i, (case_id, job) in enumerate(jobs):
+            try:
+                fn = self.handlers.resolve(job.handler)
+            except HandlerError as exc:
+                results[i] = HandlerResult(job, case_id, error=str(exc), retryable=False)
+                continue
+            ctx = self._context(case_id, job)
+            if timeout <= 0:
+                try:
+                    results[i] = self._outcome(case_id, job, fn(ctx))
+                except Exception as exc:  # a handler's bug becomes a failed task, not a crash
+                    results[i] = self._outcome(case_id, job, exc)
+                continue
+            pending.append((i, self._pool().submit(fn, ctx)))
+        deadline = time.monotonic() + timeout
+        hung = False
+        for i, future in pending:
+            case_id, job = jobs[i]
+            try:
+                out = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                hung = True
+                msg = f"handler {job.handler} did not finish within {timeout:g}s"
+                results[i] = HandlerResult(job, case_id, error=msg)
+                continue
+            except Exception as exc:  # raised by the handler
+                out = exc
+            results[i] = self._outcome(case_id, job, out)
+        if hung:
+            self._abandon_pool()
+        return [r for r in results if r is not None]
+
+    def call_handler(
+        self, case_id: str, job: RunHandler, timeout: float = DEFAULT_HANDLER_TIMEOUT
+    ) -> HandlerResult:
+        """Run one handler; see :meth:`call_handlers`."""
+        return self.call_handlers([(case_id, job)], timeout)[0]
 
     def _record_effect(self, key: str, kind: str, value: str) -> bool:
         return self.store.record_effect(key, kind, value, self.clock.now())
@@ -516,7 +573,12 @@ class Engine:
 
         def work(batch: _Batch) -> None:
             for r in results:
-                self._apply_result(batch, r)
+                try:
+                    self._apply_result(batch, r)
+                except CaseError:
+                    # e.g. the case was paused while the handler ran: the task stays ready and
+                    # is handed out again when the case resumes; the rest of the round stands
+                    continue
 
         self._unit(work)
 
@@ -561,7 +623,7 @@ class Engine:
         done = 0
         while self.jobs:
             round_ = [self.jobs.popleft() for _ in range(min(max_batch, len(self.jobs)))]
-            results = [self.call_handler(cid, job, timeout) for cid, job in round_]
+            results = self.call_handlers(round_, timeout)
             self.apply_results(results)
             done += len(round_)
         return done
@@ -602,7 +664,10 @@ class Engine:
         return [e for _, e in self.store.events(case_id)]
 
     def close(self) -> None:
-        """Close the store."""
+        """Stop the handler threads and close the store."""
+        if self._workers is not None:
+            self._workers.shutdown(wait=False, cancel_futures=True)
+            self._workers = None
         self.store.close()
 
 

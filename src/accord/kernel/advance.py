@@ -74,6 +74,21 @@ class Transition:
     commands: list[Command]
 
 
+# Events that record what the action's actor did, wherever they fall in a transition. Every
+# other event carries the actor only when it is the transition's first; the rest follow from the
+# first event and carry it as their causation.
+_DIRECT = frozenset(
+    {
+        EventType.TASK_CLAIMED,
+        EventType.TASK_RELEASED,
+        EventType.TASK_COMPLETED,
+        EventType.TASK_FAILED,
+        EventType.TASK_REASSIGNED,
+        EventType.MESSAGE_RECEIVED,
+    }
+)
+
+
 class _Incident(Exception):
     def __init__(self, node: str, message: str) -> None:
         self.node = node
@@ -140,9 +155,12 @@ class _Step:
         actor: str | None = None,
     ) -> None:
         self.s.seq += 1
+        eid = f"{self.s.case_id}#{self.s.seq}"
+        if actor is None and (etype in _DIRECT or not self.events):
+            actor = self.a.actor
         self.events.append(
             Event(
-                id=f"{self.s.case_id}#{self.s.seq}",
+                id=eid,
                 type=etype,
                 case=self.s.case_id,
                 process=self.s.process,
@@ -150,9 +168,12 @@ class _Step:
                 seq=self.s.seq,
                 step=step,
                 team=team,
-                actor=actor if actor is not None else self.a.actor,
+                actor=actor,
                 task=task,
                 data=data or {},
+                # consequences (a handoff, the next task ready, the case completing) point at
+                # the event that caused them; the actor belongs to that first event only
+                causation=None if not self.events else self.events[0].id,
             )
         )
 
@@ -200,6 +221,8 @@ class _Step:
 
     def run(self) -> Transition:
         a = self.a
+        if self.s.status.ended and isinstance(a, FireTimer):
+            return self.done()  # a stale timer of an ended case: harmless, as promised
         if self.s.status.ended and not isinstance(a, CompleteTask):
             raise TaskStateError(f"case {self.s.case_id} has {self.s.status.value}")
         handler = {
@@ -330,8 +353,8 @@ class _Step:
             raise TaskStateError(f"task {t.id} was cancelled")
         if t.status is TaskStatus.FAILED:
             raise TaskStateError(f"task {t.id} failed; an operator must retry or reroute it")
-        if t.kind.is_wait and not isinstance(a, CompleteTask):
-            raise TaskStateError(f"task {t.id} waits for a {t.kind.value}")
+        if t.kind.is_wait:
+            raise TaskStateError(f"task {t.id} waits for a {t.kind.value}; it completes by itself")
         self.require_running("complete a task")
         self._check_holder(t, "complete")
         self.check_output(t, a.data)
@@ -382,7 +405,7 @@ class _Step:
             team=t.team,
             task=t.id,
             data={"data": data, "attempt": t.attempt, "work_s": work_s},
-            actor=t.assignee if self.a.actor is None else None,
+            actor=self.a.actor or t.assignee,
         )
         self.propagate(self.route(t.step, (t.step,)))
 
@@ -434,7 +457,8 @@ class _Step:
         t = self.task(a.task_id)
         if t.status is not TaskStatus.FAILED:
             raise TaskStateError(f"task {t.id} is {t.status.value}; only failed tasks retry")
-        if self.s.status is CaseStatus.PAUSED and (self.s.incident or {}).get("task") == t.id:
+        resumes = self.s.status is CaseStatus.PAUSED and (self.s.incident or {}).get("task") == t.id
+        if resumes:
             self.s.status = CaseStatus.RUNNING
             self.s.incident = None
             self.emit(EventType.CASE_RESUMED, data={"by": "retry", "task": t.id})
@@ -448,7 +472,10 @@ class _Step:
             task=t.id,
             data={"attempt": again.attempt, "retry": True, "hub": again.hub},
         )
-        self.dispatch(again)
+        if resumes:
+            self.carry_on()  # hands out `again` with every other ready task
+        else:
+            self.dispatch(again)
 
     def fire_timer(self) -> None:
         a = self.a
@@ -555,13 +582,25 @@ class _Step:
         self.s.status = CaseStatus.RUNNING
         self.s.incident = None
         self.emit(EventType.CASE_RESUMED, data={"data": dict(a.data)})
+        self.carry_on()
+
+    def carry_on(self) -> None:
+        """After a pause: hand out ready work again (results that arrived while paused were
+        refused), move parked tokens on, then apply the timers that fell due meanwhile --
+        keeping the rest deferred if the case pauses again on the way."""
+        for t in list(self.s.tasks.values()):
+            if t.status is TaskStatus.READY:
+                self.dispatch(t)
         parked, self.s.parked = self.s.parked, []
         for node, origin in parked:
             self.propagate(self.route(node, origin))
         deferred, self.s.deferred = self.s.deferred, []
-        for tid in deferred:
+        for i, tid in enumerate(deferred):
+            if self.s.status is not CaseStatus.RUNNING:
+                self.s.deferred.extend(deferred[i:])
+                break
             timer = self.s.timers.pop(tid, None)
-            if timer is not None and self.s.status is CaseStatus.RUNNING:
+            if timer is not None:
                 self._fire(timer)
 
     def cancel(self) -> None:
@@ -634,7 +673,7 @@ class _Step:
                     f"decision for {node!r} names {sorted(unknown) or explicit}, "
                     f"not among its flows {[f.id for f in out]}"
                 )
-            if step.kind is not StepKind.INCLUSIVE and step.kind is not StepKind.PARALLEL:
+            if step.kind is StepKind.EXCLUSIVE:
                 chosen = chosen[:1]
             self.gateway_decided(node, chosen, explicit=True)
             return chosen
@@ -646,18 +685,14 @@ class _Step:
             return list(out)
         data = self.s.data
         try:
-            if step.kind is StepKind.INCLUSIVE:
-                taken = [
-                    f
-                    for f in out
-                    if not f.default and (f.condition is None or f.condition.test(data))
-                ]
-            else:
-                taken = []
-                for f in out:
-                    if not f.default and (f.condition is None or f.condition.test(data)):
-                        taken = [f]
-                        break
+            taken = []
+            for f in out:
+                if not f.default and (f.condition is None or f.condition.test(data)):
+                    taken.append(f)
+                    if step.kind is StepKind.EXCLUSIVE:
+                        break  # the first true condition in declared order wins
+                    # inclusive gateways, and (as in BPMN) conditional flows out of any other
+                    # step, take every flow whose condition holds
         except ExpressionError as exc:
             raise _Incident(node, f"condition failed: {exc}") from None
         if not taken:
@@ -710,33 +745,55 @@ class _Step:
             self.create_task(node, origin)
 
     def fire_joins(self, work: deque[tuple[Flow, Origin]]) -> bool:
-        fired = False
+        """Fire the first join that can fire, once. The caller moves its token on before asking
+        again, so no inclusive join is judged while another join's output is still in flight."""
         for gid in list(self.s.joins):
             slots = self.s.joins[gid]
             incoming = self.d.incoming[gid]
             if self.d.steps[gid].kind is StepKind.PARALLEL:
-                while all(slots.get(f.id) for f in incoming):
-                    origin = tuple(o for f in incoming for o in slots[f.id].pop(0))
-                    work.extend(self.route(gid, tuple(dict.fromkeys(origin))))
-                    fired = True
-            elif any(slots.get(f.id) for f in incoming) and self.inclusive_ready(gid, slots):
+                ready = all(slots.get(f.id) for f in incoming)
+            else:
+                ready = any(slots.get(f.id) for f in incoming) and self.inclusive_ready(gid, slots)
+            origin: Origin = ()
+            if ready:
                 origin = tuple(o for f in incoming if slots.get(f.id) for o in slots[f.id].pop(0))
-                work.extend(self.route(gid, tuple(dict.fromkeys(origin))))
-                fired = True
             for fid in [k for k, v in slots.items() if not v]:
                 del slots[fid]
             if not slots:
                 del self.s.joins[gid]
-        return fired
+            if ready:
+                work.extend(self.route(gid, tuple(dict.fromkeys(origin))))
+                return True
+        return False
 
     def inclusive_ready(self, gid: str, slots: dict[str, list[Origin]]) -> bool:
-        """No live token elsewhere can still reach an empty incoming flow of this join."""
+        """BPMN 2.0.2, 13.4.3: the join fires when, for each empty incoming flow, no token has
+        a path to it -- except a path through the join itself, or one that passes a node from
+        which a flow that already holds a token can be reached."""
         positions = {t.step for t in self.s.tasks.values() if t.status in ACTIVE}
         positions.update(g for g, fl in self.s.joins.items() if g != gid and any(fl.values()))
         positions.update(node for node, _ in self.s.parked)
-        upstream = graph_of(self.d).upstream[gid]
+        if not positions:
+            return True
+        g = graph_of(self.d)
+        upstream = g.upstream[gid]
+        filled = [f for f in self.d.incoming[gid] if slots.get(f.id)]
+        feeds_filled: set[str] = set().union(*(upstream[f.id] for f in filled))
         for f in self.d.incoming[gid]:
-            if not slots.get(f.id) and positions & upstream[f.id]:
+            if slots.get(f.id) or not positions & upstream[f.id]:
+                continue
+            if f.source in feeds_filled or f.source == gid:
+                continue
+            # nodes that reach this empty flow without passing the join or a node that feeds
+            # a filled flow: a token on one of them can still come, so the join must wait
+            seen = {f.source}
+            queue = deque(seen)
+            while queue:
+                for p in g.pred[queue.popleft()]:
+                    if p != gid and p not in feeds_filled and p not in seen:
+                        seen.add(p)
+                        queue.append(p)
+            if positions & seen:
                 return False
         return True
 

@@ -22,6 +22,7 @@ class Graph:
 
     upstream: dict[str, dict[str, frozenset[str]]]
     validators: dict[str, Any]
+    pred: dict[str, tuple[str, ...]]
 
 
 @lru_cache(maxsize=256)
@@ -52,4 +53,4 @@ def graph_of(d: ProcessDefinition) -> Graph:
             import jsonschema
 
             validators[s.id] = jsonschema.Draft202012Validator(s.contract)
-    return Graph(upstream, validators)
+    return Graph(upstream, validators, {k: tuple(v) for k, v in pred.items()})

@@ -22,7 +22,7 @@ def parse_duration(text: str) -> float:
     s = str(text).strip().upper()
     m = _DURATION.match(s)
     if not m:
-        if re.match(r"^P(\d+Y|\d+M(?!.*T))", s):
+        if re.match(r"^P(\d+Y|\d+M)", s):
             raise ValueError(f"{text!r}: years and months have no fixed length; use days or weeks")
         if len(str(text).split()) >= 5:
             raise ValueError(f"{text!r} looks like a cron expression; use an ISO-8601 duration")

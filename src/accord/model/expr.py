@@ -63,6 +63,10 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "upper": _upper,
 }
 
+# Functions that look into the case data itself: has("field") and get("field", default) let a
+# condition deal with optional data instead of raising an incident for a missing name.
+_DATA_FUNCS = frozenset({"has", "get"})
+
 _CONSTANT_NAMES = {
     "true": True,
     "false": False,
@@ -94,7 +98,15 @@ class Expression:
             return _eval(self.tree, data)
         except ExpressionError:
             raise
-        except (TypeError, ValueError, ZeroDivisionError, KeyError, IndexError) as exc:
+        except (
+            TypeError,
+            ValueError,
+            ZeroDivisionError,
+            KeyError,
+            IndexError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
             raise ExpressionError(f"{self.source!r} failed: {exc}", source=self.source) from None
 
     def test(self, data: Mapping[str, Any]) -> bool:
@@ -111,6 +123,8 @@ def parse(source: str) -> Expression:
         raise ExpressionError("expression longer than 2000 characters", source=text)
     try:
         tree = ast.parse(text, mode="eval").body
+    except (RecursionError, MemoryError):
+        raise ExpressionError("expression nested too deeply", source=text) from None
     except SyntaxError as exc:
         raise ExpressionError(
             f"cannot parse {text!r}: {exc.msg} at column {exc.offset}",
@@ -118,7 +132,11 @@ def parse(source: str) -> Expression:
             offset=exc.offset,
         ) from None
     names: set[str] = set()
-    _check(tree, text, names)
+    try:
+        _check(tree, text, names)
+    except RecursionError:
+        msg = f"expression nested too deeply: {text[:60]!r}"
+        raise ExpressionError(msg, source=text) from None
     return Expression(text, tree, frozenset(names))
 
 
@@ -170,6 +188,17 @@ def _check(node: ast.AST, src: str, names: set[str]) -> None:
         case ast.IfExp(test=t, body=b, orelse=o):
             for part in (t, b, o):
                 _check(part, src, names)
+        case ast.Call(func=ast.Name(id=fname), args=args, keywords=[]) if fname in _DATA_FUNCS:
+            if (
+                not args
+                or not isinstance(args[0], ast.Constant)
+                or not isinstance(args[0].value, str)
+            ):
+                raise refuse(f"{fname}() without a field name in quotes as its first argument")
+            if len(args) > (2 if fname == "get" else 1):
+                raise refuse(f"{fname}() with {len(args)} arguments")
+            for a in args[1:]:
+                _check(a, src, names)
         case ast.Call(func=ast.Name(id=fname), args=args, keywords=[]):
             if fname not in FUNCTIONS:
                 known = ", ".join(sorted(FUNCTIONS))
@@ -254,5 +283,12 @@ def _eval(node: ast.expr, data: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.IfExp):
         return _eval(node.body if _eval(node.test, data) else node.orelse, data)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        return _bounded(FUNCTIONS[node.func.id](*[_eval(a, data) for a in node.args]))
+        fname = node.func.id
+        if fname in _DATA_FUNCS:
+            key = node.args[0].value  # type: ignore[attr-defined]
+            if fname == "has":
+                return key in data and data[key] is not None
+            default = _eval(node.args[1], data) if len(node.args) > 1 else None
+            return data.get(key, default)
+        return _bounded(FUNCTIONS[fname](*[_eval(a, data) for a in node.args]))
     raise ExpressionError(f"cannot evaluate {type(node).__name__}")  # unreachable after _check

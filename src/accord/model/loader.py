@@ -219,7 +219,11 @@ def from_document(doc: Any, file: str = "<memory>") -> ProcessDefinition:
     if not isinstance(pid, str) or not pid.strip():
         r.problem(r.loc_node(doc), "process", "'process' (the process id, text) is required")
         pid = "process"
-    version = r.typed(doc, "version", int, pid, "a whole number") or 1
+    version = r.typed(doc, "version", int, pid, "a whole number")
+    if version is None:
+        version = 1
+    elif version < 1:
+        r.problem(r.loc_key(doc, "version"), pid, "version must be at least 1")
     mode = _mode(r, doc, pid) or Mode.CENTRAL
     teams = _teams(r, doc.get("teams"), doc)
     steps, flows = _steps(r, doc.get("steps"), doc)
@@ -246,7 +250,8 @@ def from_document(doc: Any, file: str = "<memory>") -> ProcessDefinition:
         flows=tuple(flows),
         start=start,
         source=file,
-        scenario=_plain(scenario) if scenario is not None else None,
+        # kept as parsed (positions intact) so scenario problems point at the right line
+        scenario=scenario if isinstance(scenario, dict) or scenario is None else dict(scenario),
         description=str(doc.get("description") or ""),
     )
     if steps:
@@ -405,6 +410,7 @@ def _steps(r: _Reader, node: Any, doc: Any) -> tuple[dict[str, Step], list[Flow]
             terminate=bool(r.typed(body, "terminate", bool, sid, "true or false")),
             compliance=bool(r.typed(body, "compliance", bool, sid, "true or false")),
             loc=loc,
+            key_locs={str(k): r.loc_key(body, k) for k in body},
         )
         steps[sid] = step
         if "next" in body:
@@ -442,7 +448,10 @@ def _flows(r: _Reader, step: Step, body: Any, nxt: Any) -> list[Flow]:
                 r.problem(oloc, step.id, "an outcome leads to a step id")
                 continue
             when = expr.parse(f"outcome == {outcome!r}")
-            out.append(Flow(f"{step.id}->{target}", step.id, target, when, loc=oloc))
+            fid = f"{step.id}->{target}"
+            if any(f.id == fid for f in out):
+                fid = f"{step.id}->{target}[{outcome}]"  # two outcomes lead to the same step
+            out.append(Flow(fid, step.id, target, when, loc=oloc))
         return out
     if not isinstance(nxt, list):
         r.problem(loc, step.id, "next must be a step id, a list, or (for approvals) a mapping")
@@ -462,6 +471,8 @@ def _flows(r: _Reader, step: Step, body: Any, nxt: Any) -> list[Flow]:
             continue
         fid = str(item.get("id") or f"{step.id}->{target}")
         cond = r.expression(item, "when", fid)
+        if cond is None and item.get("when") is not None:
+            cond = expr.parse("false")  # already reported; keeps follow-on checks quiet
         default = bool(r.typed(item, "default", bool, fid, "true or false"))
         if default and cond is not None:
             r.problem(iloc, fid, "a default flow takes no 'when' condition")
@@ -517,13 +528,16 @@ def _retry(r: _Reader, body: Any, element: str) -> Retry:
         r.problem(r.loc_key(body, "retry"), element, "retry must be a number or a mapping")
         return Retry()
     r.check_keys(value, RETRY_KEYS, f"{element}.retry")
-    attempts = r.typed(value, "max_attempts", int, element, "a whole number") or 3
+    attempts = r.typed(value, "max_attempts", int, element, "a whole number")
     factor = r.typed(value, "factor", (int, float), element, "a number")
+    backoff = r.duration(value, "backoff", element)
+    max_backoff = r.duration(value, "max_backoff", element)
     return Retry(
-        max_attempts=max(1, attempts),
-        backoff=r.duration(value, "backoff", element) or 60.0,
+        # a retry mapping without max_attempts means "retry": three attempts in all
+        max_attempts=max(1, attempts if attempts is not None else 3),
+        backoff=backoff if backoff is not None else 60.0,
         factor=float(factor) if factor is not None else 2.0,
-        max_backoff=r.duration(value, "max_backoff", element) or 86400.0,
+        max_backoff=max_backoff if max_backoff is not None else 86400.0,
     )
 
 

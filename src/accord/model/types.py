@@ -136,6 +136,11 @@ class Step:
     terminate: bool = False
     compliance: bool = False
     loc: Location = NOWHERE
+    key_locs: dict[str, Location] = field(default_factory=dict, compare=False, repr=False)
+
+    def at(self, key: str) -> Location:
+        """Where ``key`` of this step was written (the step itself if unknown)."""
+        return self.key_locs.get(key, self.loc)
 
 
 @dataclass(frozen=True, slots=True)

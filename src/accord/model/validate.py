@@ -14,6 +14,17 @@ from accord.model.types import (
     StepKind,
 )
 
+_WORK = frozenset({StepKind.HUMAN, StepKind.APPROVAL, StepKind.AUTOMATED})
+_ONLY_FOR = {
+    "wait": frozenset({StepKind.TIMER}),
+    "message": frozenset({StepKind.MESSAGE}),
+    "sla": _WORK,
+    "escalate_to": _WORK,
+    "retry": _WORK,
+    "role": _WORK - {StepKind.AUTOMATED},
+    "contract": _WORK | {StepKind.MESSAGE},
+    "outputs": _WORK | {StepKind.MESSAGE},
+}
 Report = Callable[[Location, str, str], None]
 _HANDLER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -39,26 +50,38 @@ def validate(d: ProcessDefinition, problems: list[Problem], owner_loc: Location)
             if s.team is None:
                 add(s.loc, s.id, f"a {s.kind} step needs a 'team'")
             elif s.team not in d.teams:
-                add(s.loc, s.id, f"unknown team {s.team!r}{_did_you_mean(s.team, d.teams)}")
+                add(s.at("team"), s.id, f"unknown team {s.team!r}{_did_you_mean(s.team, d.teams)}")
             elif s.role is not None:
                 team = d.teams[s.team]
                 roles = {r for m in team.members for r in m.roles}
                 if team.members and s.role not in roles:
                     add(
-                        s.loc,
+                        s.at("role"),
                         s.id,
                         f"no member of team {s.team!r} has role {s.role!r}"
                         f"{_did_you_mean(s.role, roles)}",
                     )
         elif s.team is not None and s.team not in d.teams:
-            add(s.loc, s.id, f"unknown team {s.team!r}{_did_you_mean(s.team, d.teams)}")
+            add(s.at("team"), s.id, f"unknown team {s.team!r}{_did_you_mean(s.team, d.teams)}")
+        for key, allowed in _ONLY_FOR.items():
+            if key in s.key_locs and s.kind not in allowed:
+                kinds = " and ".join(sorted(k.value for k in allowed))
+                add(s.at(key), s.id, f"'{key}' applies to {kinds} steps, not {s.kind} steps")
         if s.kind is StepKind.AUTOMATED:
             if not s.handler:
                 add(s.loc, s.id, "an automated step needs a 'handler' (module:function)")
             elif not _HANDLER.match(s.handler):
-                add(s.loc, s.id, f"handler {s.handler!r} must look like 'package.module:function'")
+                add(
+                    s.at("handler"),
+                    s.id,
+                    f"handler {s.handler!r} must look like 'package.module:function'",
+                )
         elif s.handler:
-            add(s.loc, s.id, f"only automated steps take a handler (this is a {s.kind} step)")
+            add(
+                s.at("handler"),
+                s.id,
+                f"only automated steps take a handler (this is a {s.kind} step)",
+            )
         if s.kind is StepKind.TIMER and s.wait is None:
             add(s.loc, s.id, "a timer step needs 'wait' (an ISO-8601 duration such as PT1H)")
         if s.kind is StepKind.MESSAGE and not s.message:
@@ -66,16 +89,16 @@ def validate(d: ProcessDefinition, problems: list[Problem], owner_loc: Location)
         if s.escalate_to is not None and s.escalate_to not in d.teams | dict.fromkeys(members):
             choices = list(d.teams) + sorted(members)
             add(
-                s.loc,
+                s.at("escalate_to"),
                 s.id,
                 f"escalate_to {s.escalate_to!r} is neither a team nor a member"
                 f"{_did_you_mean(s.escalate_to, choices)}",
             )
-        if s.escalate_to is not None and s.sla is None:
+        if s.escalate_to is not None and s.sla is None and "sla" not in s.key_locs:
             add(s.loc, s.id, "escalate_to needs an 'sla' to know when to escalate")
         if s.on_error.action is ErrorAction.REROUTE and s.on_error.to not in d.steps:
             add(
-                s.loc,
+                s.at("on_error"),
                 s.id,
                 f"on_error reroutes to unknown step {s.on_error.to!r}"
                 f"{_did_you_mean(str(s.on_error.to), d.steps)}",

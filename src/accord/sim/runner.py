@@ -21,7 +21,7 @@ import orjson
 
 from accord.central.engine import Engine, HandlerResult
 from accord.clock import VirtualClock
-from accord.errors import AccordError, CaseError
+from accord.errors import AccordError, CaseError, ContractViolation
 from accord.events import Event, EventType
 from accord.model.types import Member, ProcessDefinition, StepKind, Team
 from accord.sim.calendar import add_working, next_open
@@ -75,6 +75,7 @@ class SimResult:
     wall_s: float
     transitions: int
     unfinished: list[str] = field(default_factory=list)
+    contract_violations: int = 0
 
 
 class Simulation:
@@ -106,9 +107,11 @@ class Simulation:
                                              for m in t.members}  # fmt: skip
         self.busy: dict[str, str | None] = dict.fromkeys(self.queue)
         self.team_of_member: dict[str, str] = {}
+        self.teams_of_member: dict[str, list[str]] = {}
         for t in definition.teams.values():
             for m in t.members:
                 self.team_of_member.setdefault(m.id, t.id)
+                self.teams_of_member.setdefault(m.id, []).append(t.id)
         self.pool: dict[str, deque[str]] = {t: deque() for t in definition.teams}
         self.inbox: list[Event] = []
         self.ended = 0
@@ -117,6 +120,7 @@ class Simulation:
         self.timer_wake: float | None = None
         self.started = 0
         self.operator_visits: dict[str, int] = {}
+        self.contract_violations = 0
         engine.listeners.append(self._on_events)
 
     # -- scheduling -----------------------------------------------------------------------------
@@ -227,12 +231,37 @@ class Simulation:
             for name in step.outputs:
                 if name not in data:
                     data[name] = _synth(name, step.contract, r)
-            decisions = {
-                gid: [r.choices([p[0] for p in pairs], [p[1] for p in pairs])[0]]
-                for gid, pairs in self.sc.branches.items()
-            }
-            self._call(lambda: self.engine.complete(task_id, member, data, decisions=decisions))
+            decisions = self._decisions(r)
+            try:
+                self.engine.complete(task_id, member, data, decisions=decisions)
+            except ContractViolation as exc:
+                # The scenario entered data the contract refuses: count it as a handoff error,
+                # then the member corrects it (data made from the contract) or gives up.
+                self.contract_violations += 1
+                reason = str(exc)
+                fixed = {**data, **{k: _synth(k, step.contract, r) for k in _fields(step.contract)}}
+                if not self._call(
+                    lambda: self.engine.complete(task_id, member, fixed, decisions=decisions)
+                ):
+                    self._call(lambda: self.engine.fail(task_id, member, reason, False))
+            except CaseError:
+                pass  # the world moved on (task withdrawn, case paused): a person shrugs
         self.at(self.clock.now(), "member", member)
+        for team_id in self.teams_of_member.get(member, ()):
+            if self.pool.get(team_id):
+                self.at(self.clock.now(), "pull", team_id)
+
+    def _decisions(self, r: random.Random) -> dict[str, list[str]]:
+        """Scenario branch choices: one target for exclusive routing; for an inclusive gateway
+        each target independently with its probability (at least one)."""
+        out: dict[str, list[str]] = {}
+        for gid, pairs in self.sc.branches.items():
+            if self.d.steps[gid].kind is StepKind.INCLUSIVE:
+                chosen = [t for t, p in pairs if r.random() < min(p, 1.0)]
+                out[gid] = chosen or [max(pairs, key=lambda x: x[1])[0]]
+            else:
+                out[gid] = [r.choices([p[0] for p in pairs], [p[1] for p in pairs])[0]]
+        return out
 
     def _pull(self, team_id: str) -> None:
         pool = self.pool[team_id]
@@ -358,7 +387,13 @@ class Simulation:
             wall_s=time.perf_counter() - wall,
             transitions=self.transitions,
             unfinished=open_cases,
+            contract_violations=self.contract_violations,
         )
+
+
+def _fields(schema: dict[str, Any] | None) -> list[str]:
+    props = (schema or {}).get("properties") or {}
+    return [str(k) for k in props]
 
 
 def _case(task_id: str) -> str:

@@ -49,7 +49,7 @@ class Dist:
         if k == "uniform":
             return rng.uniform(self.a, self.b)
         if k == "triangular":
-            return rng.triangular(self.a, self.c, self.b)
+            return rng.triangular(self.a, self.b, self.c)  # (low, high, mode)
         if k == "normal":
             return max(0.0, rng.gauss(self.a, self.b))
         # lognormal parameterised by its own mean and sd, which is what people can estimate
@@ -127,10 +127,14 @@ class Scenario:
     steps: dict[str, StepScenario]
     teams: dict[str, TeamScenario]
     branches: dict[str, tuple[tuple[str, float], ...]]
+    automated: frozenset[str] = frozenset()
 
     def step(self, step_id: str) -> StepScenario:
         """A step's behaviour (defaults where the scenario is silent)."""
-        return self.steps.get(step_id) or DEFAULT_STEP
+        found = self.steps.get(step_id)
+        if found is not None:
+            return found
+        return DEFAULT_AUTOMATED if step_id in self.automated else DEFAULT_STEP
 
     def team(self, team_id: str | None) -> TeamScenario:
         """A team's hours (around the clock where the scenario is silent)."""
@@ -298,7 +302,8 @@ def _build(d: ProcessDefinition, raw: Any, file: str) -> Scenario:
             gens = dict(base.data)
             gens["outcome"] = Generator("choice", (("approve", 0.9), ("rework", 0.1)))
             steps[s.id] = StepScenario(base.duration, gens, base.fail_rate)
-    return Scenario(interarrival, steps, teams, branches)
+    automated = frozenset(s.id for s in d.steps.values() if s.kind is StepKind.AUTOMATED)
+    return Scenario(interarrival, steps, teams, branches, automated)
 
 
 def _seconds(value: Any, as_duration: bool) -> float:
@@ -375,7 +380,11 @@ def _generator(spec: Any, bad: Any) -> Generator | None:
             return None
         return Generator("faker", value=spec["faker"])
     if "bool" in spec:
-        return Generator("bool", value=float(spec["bool"]))
+        p = spec["bool"]
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1:
+            bad("bool takes the probability of true, a number between 0 and 1")
+            return None
+        return Generator("bool", value=float(p))
     if "value" in spec:
         return Generator("value", value=spec["value"])
     bad("a data generator is {choice: ...}, {dist: ...}, {faker: ...}, {bool: P} or {value: X}")

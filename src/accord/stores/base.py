@@ -102,7 +102,8 @@ class Store(Protocol):
         case_id: str | None = None,
         limit: int | None = None,
     ) -> list[TaskRow]:
-        """Tasks of open cases matching every filter given, oldest ready first."""
+        """Tasks matching every filter given, oldest ready first (ended cases' tasks are all
+        completed or cancelled, so a filter on an open status sees open cases only)."""
 
     def cases(self, status: str | None = None, limit: int | None = None) -> list[CaseRow]:
         """Cases, oldest first."""

@@ -140,11 +140,14 @@ class SqliteStore:
                     s = w.state
                     incident = orjson.dumps(s.incident).decode() if s.incident else None
                     if w.expected_version is None:
-                        db.execute(
-                            "INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?)",
-                            (s.case_id, s.process, s.status.value, 1, s.to_json(),
-                             s.started_at, s.ended_at, at, incident),
-                        )  # fmt: skip
+                        try:
+                            db.execute(
+                                "INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?)",
+                                (s.case_id, s.process, s.status.value, 1, s.to_json(),
+                                 s.started_at, s.ended_at, at, incident),
+                            )  # fmt: skip
+                        except sqlite3.IntegrityError:
+                            raise ConcurrencyError(f"case {s.case_id} already exists") from None
                         versions.append(1)
                     else:
                         cur = db.execute(
