@@ -301,7 +301,11 @@ def events(
     if xes is not None:
         from accord.analytics.xes import export_xes
 
-        n = export_xes(stream, xes)
+        try:
+            n = export_xes(stream, xes, _step_names(store))
+        except OSError as exc:
+            store.close()
+            _fail(f"cannot write {xes}: {exc.strerror or exc}")
         err.print(f"wrote {n} events to {xes}")
         store.close()
         return
@@ -319,6 +323,22 @@ def events(
                 soft_wrap=True,
             )
     store.close()
+
+
+def _step_names(store: Any) -> dict[str, str]:
+    """Readable activity names from the definitions deployed in the store."""
+    from accord.model import loads
+
+    names: dict[str, str] = {}
+    for key, _name, source in store.definitions():
+        if not source:
+            continue
+        try:
+            d = loads(source, key)
+        except AccordError:
+            continue  # an old or foreign definition: fall back to step ids
+        names.update({sid: step.name for sid, step in d.steps.items()})
+    return names
 
 
 def _example(name: str) -> Path:

@@ -874,3 +874,84 @@ def test_two_approval_outcomes_may_lead_to_the_same_step() -> None:
 def test_every_example_loads(path: Path) -> None:
     d = load(path)
     assert d.steps
+
+
+def test_version_must_be_positive() -> None:
+    text = doc("- {id: a, team: sales}", header="version: 0\n")
+    p = find(problems_of(text), "version must be at least 1")
+    assert p.line == line_of(text, "version:")
+
+
+def test_reference_problems_point_at_the_key_that_is_wrong() -> None:
+    text = doc(
+        """
+        - {id: s, type: start, next: a}
+        - id: a
+          name: Capture
+          team: sales
+          role: repp
+          handler: "m:f"
+          next: b
+        - id: b
+          name: Check
+          team: sael
+          sla: PT1H
+          escalate_to: nobody
+          next: j
+        - id: j
+          type: automated
+          team: it
+          handler: "not a handler"
+          on_error: {reroute: nowhere}
+          next: e
+        - {id: e, type: end}
+        """
+    )
+    probs = problems_of(text)
+    for fragment, needle in [
+        ("has role 'repp'", "role: repp"),
+        ("only automated steps take a handler", 'handler: "m:f"'),
+        ("unknown team 'sael'", "team: sael"),
+        ("escalate_to 'nobody'", "escalate_to:"),
+        ("must look like 'package.module:function'", 'handler: "not'),
+        ("on_error reroutes to unknown step 'nowhere'", "on_error:"),
+    ]:
+        p = find(probs, fragment)
+        assert (p.line, p.col) == (line_of(text, needle), 5), str(p)
+
+
+@pytest.mark.parametrize(
+    ("step", "key", "fragment"),
+    [
+        ("{id: a, team: sales, wait: PT1H}", "wait", "'wait' applies to timer steps, not human"),
+        ("{id: a, team: sales, message: go}", "message", "'message' applies to message steps"),
+        ("{id: a, type: timer, wait: PT1H, sla: PT1H}", "sla", "'sla' applies to"),
+        ("{id: a, type: timer, wait: PT1H, retry: 3}", "retry", "not timer steps"),
+        ("{id: a, type: automated, team: it, handler: 'm:f', role: x}", "role", "'role'"),
+        ("{id: a, type: parallel, outputs: [x], next: [e, e2]}", "outputs", "not parallel"),
+    ],
+)
+def test_settings_that_do_not_apply_to_the_kind_of_step(step: str, key: str, fragment: str) -> None:
+    text = doc(f"- {{id: s, type: start, next: a}}\n- {step}\n- {{id: e, type: end}}")
+    if "e2" in step:
+        text += "  - {id: e2, type: end}\n"
+    else:
+        text = text.replace("- " + step, "- " + step[:-1] + ", next: e}")
+    p = find(problems_of(text), fragment)
+    assert p.element == "a"
+    assert p.line == line_of(text, f"{key}:")
+
+
+def test_approval_outcomes_to_the_same_step_get_distinct_flow_ids() -> None:
+    d = loads(
+        doc(
+            """
+            - {id: s, type: start, next: r}
+            - {id: r, type: approval, team: sales, next: {approve: n, reject: n, rework: s2}}
+            - {id: s2, team: sales, next: r}
+            - {id: n, team: sales, next: e}
+            - {id: e, type: end}
+            """
+        )
+    )
+    assert [f.id for f in d.outgoing["r"]] == ["r->n", "r->n[reject]", "r->s2"]

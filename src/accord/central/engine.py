@@ -10,6 +10,7 @@ crash a handler may run again (at-least-once delivery, exactly-once effect).
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -108,6 +109,7 @@ class Engine:
         self._lock = threading.RLock()
         self.handler_threads = handler_threads
         self._workers: ThreadPoolExecutor | None = None
+        self._queued: set[tuple[str, int]] = set()
         for d in definitions:
             self.deploy(d)
         self._recover()
@@ -298,7 +300,10 @@ class Engine:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         for job in batch.jobs:
-            self.jobs.append((job.task_id.rsplit(":", 2)[0], job))
+            key = (job.task_id, job.attempt)
+            if key not in self._queued:  # a resume may hand out a job that is still queued
+                self._queued.add(key)
+                self.jobs.append((job.task_id.rsplit(":", 2)[0], job))
 
     def _recover(self) -> None:
         """After a restart: rebuild member loads and the backlog, requeue unfinished handlers."""
@@ -314,6 +319,7 @@ class Engine:
                 d = self._defs[row.process]
                 handler = d.steps[row.step].handler or ""
                 job = RunHandler(row.id, row.step, handler, row.id, row.attempt, dict(state.data))
+                self._queued.add((job.task_id, job.attempt))
                 self.jobs.append((row.case_id, job))
             elif row.team and row.hub:
                 self.assigner.defer(row.team, row.id, row.process, row.role)
@@ -614,6 +620,12 @@ class Engine:
             ),
         )
 
+    def take_job(self) -> tuple[str, RunHandler]:
+        """Take the oldest queued handler job (for drivers that run handlers themselves)."""
+        case_id, job = self.jobs.popleft()
+        self._queued.discard((job.task_id, job.attempt))
+        return case_id, job
+
     def run_jobs(self, max_batch: int = 512, timeout: float = DEFAULT_HANDLER_TIMEOUT) -> int:
         """Run queued handlers inline, committing each round's results together; return count.
 
@@ -622,7 +634,7 @@ class Engine:
         """
         done = 0
         while self.jobs:
-            round_ = [self.jobs.popleft() for _ in range(min(max_batch, len(self.jobs)))]
+            round_ = [self.take_job() for _ in range(min(max_batch, len(self.jobs)))]
             results = self.call_handlers(round_, timeout)
             self.apply_results(results)
             done += len(round_)
@@ -635,7 +647,7 @@ class Engine:
         with self._lock:
             cached = self._cache.get(case_id)
             if cached is not None:
-                return cached[0]
+                return copy.deepcopy(cached[0])  # the caller's to change, not the engine's
             loaded = self.store.load_case(case_id)
         if loaded is None:
             raise NotFound(f"no case {case_id!r}")

@@ -101,6 +101,18 @@ def digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:20]
 
 
+def check_data(data: Any, what: str) -> None:
+    """Case data must survive the store unchanged: JSON values, finite numbers, text keys."""
+    try:
+        raw = orjson.dumps(data)
+    except TypeError as exc:
+        raise ContractViolation(what, [f"not JSON data: {exc}"]) from None
+    if orjson.loads(raw) != data or not isinstance(data, dict):
+        raise ContractViolation(
+            what, ["data must be a JSON object of finite numbers, text, lists and objects"]
+        )
+
+
 def advance(d: ProcessDefinition, state: CaseState | None, action: AnyAction) -> Transition:
     """Apply one action to a case. Raise a CaseError (and change nothing) if it is refused."""
     if isinstance(action, StartCase):
@@ -126,6 +138,7 @@ def replay(d: ProcessDefinition, actions: list[AnyAction]) -> CaseState | None:
 def _new_state(d: ProcessDefinition, a: StartCase) -> CaseState:
     if not a.case_id:
         raise ConflictError("a case id is required")
+    check_data(a.data, "start data")
     return CaseState(a.case_id, d.key, CaseStatus.RUNNING, a.at, dict(a.data))
 
 
@@ -343,6 +356,7 @@ class _Step:
         a = self.a
         assert isinstance(a, CompleteTask)
         t = self.task(a.task_id)
+        check_data(a.data, t.step)
         if t.status is TaskStatus.COMPLETED:
             if t.digest == digest(a.data):
                 return  # the same completion again: acknowledged without a second effect
@@ -370,6 +384,9 @@ class _Step:
                 task=t.id,
                 data={"assignee": actor, "waited_s": 0.0},
             )
+        unknown = [n for n in a.decisions if n not in self.d.steps]
+        if unknown:
+            raise NotFound(f"decisions name no step of {self.d.key}: {', '.join(unknown)}")
         self.decisions = dict(a.decisions)
         self.finish(t, a.data)
 
@@ -379,10 +396,10 @@ class _Step:
         missing = [k for k in step.outputs if k not in data]
         if missing:
             problems.append(f"missing output {', '.join(missing)}")
-        if step.kind is StepKind.APPROVAL and data.get("outcome") not in APPROVAL_OUTCOMES:
+        allowed = step.outcomes or APPROVAL_OUTCOMES
+        if step.kind is StepKind.APPROVAL and data.get("outcome") not in allowed:
             problems.append(
-                f"outcome must be one of {', '.join(APPROVAL_OUTCOMES)}, "
-                f"not {data.get('outcome')!r}"
+                f"outcome must be one of {', '.join(allowed)}, not {data.get('outcome')!r}"
             )
         validator = graph_of(self.d).validators.get(t.step)
         if validator is not None:
@@ -407,7 +424,9 @@ class _Step:
             data={"data": data, "attempt": t.attempt, "work_s": work_s},
             actor=self.a.actor or t.assignee,
         )
-        self.propagate(self.route(t.step, (t.step,)))
+        # a wait step has no team: the handoff it relays is from whoever came before it
+        origin = (t.step,) if t.team is not None else t.origin
+        self.propagate(self.route(t.step, origin))
 
     def fail(self) -> None:
         a = self.a
@@ -472,6 +491,9 @@ class _Step:
             task=t.id,
             data={"attempt": again.attempt, "retry": True, "hub": again.hub},
         )
+        step = self.d.steps[t.step]
+        if step.sla is not None and step.kind.is_work:
+            self.schedule(TimerKind.SLA, t.id, self.at + step.sla)
         if resumes:
             self.carry_on()  # hands out `again` with every other ready task
         else:
@@ -548,6 +570,7 @@ class _Step:
         a = self.a
         assert isinstance(a, ReceiveMessage)
         self.require_running("receive a message")
+        check_data(a.data, f"message {a.name}")
         for t in self.s.tasks.values():
             waiting = t.status is TaskStatus.WAITING and t.kind is StepKind.MESSAGE
             if waiting and self.d.steps[t.step].message == a.name:
@@ -577,6 +600,13 @@ class _Step:
         assert isinstance(a, ResumeCase)
         if self.s.status is not CaseStatus.PAUSED:
             raise TaskStateError(f"case {self.s.case_id} is {self.s.status.value}, not paused")
+        failed = (self.s.incident or {}).get("task")
+        if failed and self.s.tasks[failed].status is TaskStatus.FAILED:
+            raise TaskStateError(
+                f"case {self.s.case_id} is paused because task {failed} failed: "
+                "retry it, reroute the case or cancel it"
+            )
+        check_data(a.data, "resume data")
         if a.data:
             self.s.data = {**self.s.data, **a.data}
         self.s.status = CaseStatus.RUNNING
@@ -618,6 +648,7 @@ class _Step:
             raise NotFound(f"no step {a.step!r} in {self.d.key}")
         if a.step == self.d.start and self.d.steps[a.step].kind is StepKind.START:
             raise TaskStateError("reroute to a step, not to the start event")
+        check_data(a.data, "reroute data")
         withdrawn = [t.step for t in self.s.active_tasks()]
         self.withdraw_all()
         if a.data:
@@ -665,6 +696,8 @@ class _Step:
             return []
         step = self.d.steps[node]
         explicit = self.decisions.get(node)
+        if explicit is not None and step.kind is StepKind.PARALLEL:
+            raise ConflictError(f"{node!r} is a parallel gateway: it takes every flow, by rule")
         if explicit is not None:
             chosen = [f for f in out if f.id in explicit or f.target in explicit]
             unknown = set(explicit) - {f.id for f in out} - {f.target for f in out}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -412,6 +413,11 @@ def _steps(r: _Reader, node: Any, doc: Any) -> tuple[dict[str, Step], list[Flow]
             loc=loc,
             key_locs={str(k): r.loc_key(body, k) for k in body},
         )
+        nxt = body.get("next")
+        if kind is StepKind.APPROVAL and isinstance(nxt, Mapping):
+            # the outcomes routed are the outcomes a reviewer may give
+            routed = tuple(str(o) for o in nxt if o in APPROVAL_OUTCOMES)
+            step = replace(step, outcomes=routed)
         steps[sid] = step
         if "next" in body:
             pending_next.append((step, body, body["next"]))

@@ -135,6 +135,7 @@ class Step:
     message: str | None = None
     terminate: bool = False
     compliance: bool = False
+    outcomes: tuple[str, ...] = ()
     loc: Location = NOWHERE
     key_locs: dict[str, Location] = field(default_factory=dict, compare=False, repr=False)
 

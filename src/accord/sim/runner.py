@@ -152,7 +152,7 @@ class Simulation:
             for e in events:
                 self._react(e)
         while self.engine.jobs:
-            case_id, job = self.engine.jobs.popleft()
+            case_id, job = self.engine.take_job()
             r = self.rng("auto", job.task_id, job.attempt)
             duration = self.sc.step(job.step).duration.sample(r)
             self.at(self.clock.now() + duration, "handler", (case_id, job))

@@ -239,7 +239,7 @@ def _build(d: ProcessDefinition, raw: Any, file: str) -> Scenario:
             if g is not None:
                 gens[str(fname)] = g
         rate = body.get("fail_rate", 0.0)
-        if not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
             bad(str(sid), "fail_rate must be a probability between 0 and 1", body, "fail_rate")
             rate = 0.0
         steps[str(sid)] = StepScenario(duration, gens, float(rate))
@@ -307,10 +307,14 @@ def _build(d: ProcessDefinition, raw: Any, file: str) -> Scenario:
 
 
 def _seconds(value: Any, as_duration: bool) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
     if as_duration:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        return parse_duration(str(value))
+        number = isinstance(value, int | float)
+        seconds = float(value) if number else parse_duration(str(value))
+        if seconds < 0:
+            raise ValueError(f"a duration cannot be negative ({value!r})")
+        return seconds
     return float(value)
 
 
