@@ -403,7 +403,7 @@ def test_a_team_that_never_works_is_an_error() -> None:
 
 
 def _simulate(seed: int) -> dict[str, Any]:
-    from accord.cli import simulate
+    from accord.cli.core import simulate
 
     summary = simulate(ONBOARDING, 50, seed=seed, show_progress=False)
     summary.pop("wall_s")

@@ -1,4 +1,4 @@
-"""The ``accord`` command. A thin layer: parse arguments, call the library, print results."""
+"""Core commands: validate, run, status, events, demo."""
 
 from __future__ import annotations
 
@@ -8,33 +8,13 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from accord.cli.app import app, err, fail, out
 from accord.errors import AccordError, DefinitionError
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="Define a cross-team process once; run it central, choreographed or hybrid; measure it.",
-)
-out = Console()
-err = Console(stderr=True)
-
-
-def main() -> None:
-    """Entry point: never show a traceback for an error the user can fix."""
-    try:
-        app()
-    except AccordError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(1)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
+_fail = fail
 
 
 @app.command()
@@ -95,64 +75,24 @@ def simulate(
     scenario: Path | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Run ``cases`` simulated cases and return the summary (shared by run, demo and tests)."""
-    from accord.analytics import summarize
-    from accord.central.engine import Engine
-    from accord.clock import EPOCH, VirtualClock
-    from accord.model import load
-    from accord.sim.runner import Simulation, run_meta, staffed
-    from accord.sim.scenario import load_scenario
-    from accord.stores import open_store
+    """Run a simulation with a progress bar on stderr (see accord.sim.session.simulate)."""
+    from accord.sim.session import simulate as run_simulation
 
     if mode != "central":
         _fail(f"mode {mode!r} is not available in this version (only 'central' runs here)", 2)
     if cases < 1:
         _fail("--cases must be at least 1", 2)
-    d = load(file)
-    sc = load_scenario(d, scenario)
-    run_d = staffed(d, sc)
-    url = "memory://" if db is None else (db if "://" in db else f"sqlite:///{db}")
-    store = open_store(url)
-    meta = run_meta(d, cases, seed, str(scenario) if scenario else None)
-    stored = store.get_meta("run")
-    resume = False
-    clock = VirtualClock(EPOCH)
-    if stored is not None:
-        if stored != meta:
-            store.close()
-            _fail(f"{db} holds a different run ({stored}); use another --db to start a new one")
-        resume = True
-        last = max((e.at for _, e in store.events()), default=EPOCH)
-        clock = VirtualClock(last)
-    else:
-        store.set_meta("run", meta)
-    engine = Engine(store, [run_d], clock=clock)
     with _progress(show_progress) as bar:
         task = bar.add_task("cases", total=cases)
-        sim = Simulation(
-            engine,
-            run_d,
-            sc,
-            clock,
-            cases=cases,
+        return run_simulation(
+            file,
+            cases,
+            mode=mode,
             seed=seed,
+            db=db,
+            scenario=scenario,
             progress=lambda done, total: bar.update(task, completed=done),
         )
-        result = sim.run(resume=resume)
-    summary = summarize(engine.events(), mode=mode)
-    summary.update(
-        {
-            "process": d.key,
-            "seed": seed,
-            "resumed": resume,
-            "wall_s": round(result.wall_s, 3),
-            "virtual_days": round(result.virtual_s / 86400.0, 2),
-            "unfinished": result.unfinished[:20],
-            "handoff_rejections": result.contract_violations,
-        }
-    )
-    engine.close()
-    return summary
 
 
 def _print_summary(s: dict[str, Any], title: str) -> None:
@@ -393,7 +333,3 @@ def demo(
         f"  accord events --db {db} --xes onboarding.xes   # for pm4py, ProM, Disco\n",
         highlight=False,
     )
-
-
-if __name__ == "__main__":
-    main()
