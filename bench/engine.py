@@ -374,9 +374,24 @@ def measure_memory(sizes: dict[str, Any], d: Path) -> dict[str, Any]:
         f"accord sequential 4N={4 * n}",
         lambda: accord_run("sequential", 4 * n, d / "mem-4n.sqlite", wave=wave, trace=True),
     )
+    # For contrast: every case started before any runs, so all of them are open at once. Open
+    # cases live in the engine's cache (bounded by cache_size), so this is expected to grow.
+    open_small = _timed(
+        f"accord sequential N={n}, all open at once",
+        lambda: accord_run("sequential", n, d / "mem-open-n.sqlite", wave=0, trace=True),
+    )
+    open_large = _timed(
+        f"accord sequential 4N={4 * n}, all open at once",
+        lambda: accord_run("sequential", 4 * n, d / "mem-open-4n.sqlite", wave=0, trace=True),
+    )
     return {
         "wave": wave,
         "n": n,
+        "all_open_tracemalloc_peak_mb_n": open_small["tracemalloc_peak_mb"],
+        "all_open_tracemalloc_peak_mb_4n": open_large["tracemalloc_peak_mb"],
+        "all_open_kib_per_open_case": (
+            (open_large["tracemalloc_peak_mb"] - open_small["tracemalloc_peak_mb"]) * 1024 / (3 * n)
+        ),
         "tracemalloc_peak_mb_n": small["tracemalloc_peak_mb"],
         "tracemalloc_peak_mb_4n": large["tracemalloc_peak_mb"],
         "tracemalloc_peak_growth_mb_per_1000_cases": (
@@ -386,7 +401,7 @@ def measure_memory(sizes: dict[str, Any], d: Path) -> dict[str, Any]:
         "rss_peak_mb_n": small["rss_peak_mb"],
         "rss_peak_mb_4n": large["rss_peak_mb"],
         "rss_slope_mb_per_1000_cases_4n": large["rss_mb_per_1000_cases"],
-        "runs": [small, large],
+        "runs": [small, large, open_small, open_large],
     }
 
 
@@ -499,9 +514,16 @@ def _machine() -> dict[str, Any]:
             return "?"
         return out.stdout.strip()
 
+    import accord
+
+    imported = Path(accord.__file__).resolve().parent
+    in_repo = imported == Path(__file__).resolve().parent.parent / "src" / "accord"
     return {
         "git_head": git("rev-parse", "--short", "HEAD"),
-        "src_modified": git("status", "--porcelain", "--", "../src").splitlines(),
+        "accord_imported_from": str(imported),
+        "src_modified": (
+            git("status", "--porcelain", "--", "../src").splitlines() if in_repo else None
+        ),
         "nproc": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -594,8 +616,12 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {m['nproc']} CPUs, {m['platform']}, Python {m['python']}, SQLite {m['sqlite']};"
         f" SpiffWorkflow {m['spiffworkflow']}, DBOS {m['dbos']}"
     )
-    dirty = " (src/ has uncommitted changes)" if m["src_modified"] else ""
-    print(f"accord {m['accord']} at {m['git_head']}{dirty}")
+    if m["src_modified"] is None:
+        print(f"accord {m['accord']} imported from {m['accord_imported_from']} (repo HEAD: "
+              f"{m['git_head']})")  # fmt: skip
+    else:
+        dirty = " (src/ has uncommitted changes)" if m["src_modified"] else ""
+        print(f"accord {m['accord']} at {m['git_head']}{dirty}")
     print("ratio column: accord transitions/s divided by that row's transitions/s")
     print()
     for setting in results["settings"]:
@@ -624,6 +650,12 @@ def main(argv: list[str] | None = None) -> int:
         f"  RSS peak: N: {mem['rss_peak_mb_n']:.1f} MiB, 4N: {mem['rss_peak_mb_4n']:.1f} MiB; "
         f"slope over the 4N run: {mem['rss_slope_mb_per_1000_cases_4n']:+.3f} MiB RSS, "
         f"{mem['tracemalloc_slope_mb_per_1000_cases_4n']:+.3f} MiB traced per 1000 completed cases"
+    )
+    print(
+        f"  for contrast, all cases open at once (not flat, by design): tracemalloc peak "
+        f"{mem['all_open_tracemalloc_peak_mb_n']:.2f} MiB at N, "
+        f"{mem['all_open_tracemalloc_peak_mb_4n']:.2f} MiB at 4N "
+        f"(~{mem['all_open_kib_per_open_case']:.1f} KiB per open case)"
     )
     if profile is not None:
         results["profile"] = profile

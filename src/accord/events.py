@@ -35,6 +35,14 @@ class EventType(StrEnum):
     GATEWAY_DECIDED = "gateway.decided"
     SLA_BREACHED = "sla.breached"
     MESSAGE_RECEIVED = "message.received"
+    BRANCH_ENDED = "branch.ended"
+    HANDOFF_REJECTED = "handoff.rejected"
+    ISSUE_RAISED = "issue.raised"
+    ISSUE_ACCEPTED = "issue.accepted"
+    ISSUE_COUNTERED = "issue.countered"
+    ISSUE_RESOLVED = "issue.resolved"
+    ISSUE_ESCALATED = "issue.escalated"
+    ISSUE_RULED = "issue.ruled"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 Each test runs once per backend URL in ``BACKENDS``. To add a backend, add one line there; a
 server-backed backend (PostgreSQL) is skipped when it cannot be reached locally and fails the
 run when the environment variable ``CI`` is set, so CI never silently loses coverage. A
-server-backed URL must point at a database that is empty at the start of each test.
+server-backed URL gets a fresh schema per test (``{schema}``), dropped afterwards, so runs never
+see each other's data.
 
 States, events, tasks and timers are produced by the kernel (``accord.kernel.advance``) on a tiny
 definition, never built by hand, so the contract is checked on exactly what the engine writes.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -35,10 +37,12 @@ from accord.stores import open_store
 from accord.stores.base import CaseWrite, ConcurrencyError, Store
 from accord.stores.migrations import LATEST
 
+# The database CI starts (.ci/run); override with ACCORD_TEST_PG to test another server.
+PG_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://127.0.0.1:5432/test")
 BACKENDS = [
     pytest.param("memory://", id="memory"),
     pytest.param("sqlite:///{tmp}/s.db", id="sqlite"),
-    # pytest.param("postgresql://accord:accord@localhost:5432/accord_test", id="postgres"),
+    pytest.param(PG_URL + "?schema={schema}", id="postgres"),
 ]
 SERVER_SCHEMES = ("postgresql:", "postgres:")
 
@@ -83,11 +87,19 @@ def _require_server(url: str) -> None:
 
 
 @pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
-    url = str(request.param).format(tmp=tmp_path)
-    if url.startswith(SERVER_SCHEMES):
-        _require_server(url)
-    return url
+def store_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
+    schema = f"accord_contract_{uuid.uuid4().hex[:12]}"
+    url = str(request.param).format(tmp=tmp_path, schema=schema)
+    if not url.startswith(SERVER_SCHEMES):
+        yield url
+        return
+    _require_server(url)
+    try:
+        yield url
+    finally:
+        from accord.stores.postgres import drop_schema
+
+        drop_schema(url)
 
 
 @pytest.fixture
@@ -613,3 +625,217 @@ def test_incident_is_kept_on_the_case_row(store: Store) -> None:
     loaded = store.load_case("c1")
     assert loaded is not None
     assert loaded[0].incident == {"task": "c1:work:1", "step": "work", "error": "boom"}
+
+
+# -- leases: how replicas share tasks and timers --------------------------------------------------
+
+JOBS = loads(
+    """
+process: jobs
+teams:
+  it:
+    members: [ivan]
+  ops:
+    members: [olga]
+steps:
+  - id: build
+    type: automated
+    team: it
+    handler: h:build
+    next: ship
+  - id: ship
+    type: automated
+    team: ops
+    handler: h:ship
+    next: done
+  - id: done
+    type: end
+""",
+    "jobs.yaml",
+)
+
+
+def started_job(store: Store, case_id: str, at: float = T0) -> None:
+    tr = advance(JOBS, None, StartCase(at=at, case_id=case_id))
+    assert store.commit([_write(None, None, tr)], at) == [1]
+
+
+def test_load_cases_reads_several_at_once(store: Store) -> None:
+    assert store.load_cases([]) == {}
+    started(store, "a")
+    started(store, "b")
+    got = store.load_cases(["b", "nope", "a", "a"])
+    assert sorted(got) == ["a", "b"]
+    assert got["a"] == store.load_case("a")
+    assert got["b"][1] == 1
+
+
+def test_lease_tasks_hands_each_ready_job_to_one_owner(store: Store) -> None:
+    for i, cid in enumerate(["j1", "j2", "j3"]):
+        started_job(store, cid, T0 + i)
+    started(store, "human")  # human tasks are never leased as jobs
+
+    first = store.lease_tasks("r1", T0 + 10, T0 + 40, 2)
+    assert [r.id for r in first] == ["j1:build:1", "j2:build:1"]
+    assert all(r.kind == "automated" and r.status == "ready" for r in first)
+    second = store.lease_tasks("r2", T0 + 10, T0 + 40, 10)
+    assert [r.id for r in second] == ["j3:build:1"]
+    assert store.lease_tasks("r3", T0 + 20, T0 + 50, 10) == []
+    # a lease runs out: another owner takes the task over
+    assert [r.id for r in store.lease_tasks("r3", T0 + 40, T0 + 70, 1)] == ["j1:build:1"]
+
+
+def test_lease_tasks_filters_by_team(store: Store) -> None:
+    started_job(store, "j1")
+    assert store.lease_tasks("r1", T0, T0 + 30, 10, teams=["ops"]) == []
+    assert [r.team for r in store.lease_tasks("r1", T0, T0 + 30, 10, teams=["it", "x"])] == ["it"]
+
+
+def test_a_commit_that_writes_the_task_ends_its_lease(store: Store) -> None:
+    started_job(store, "j1")
+    (row,) = store.lease_tasks("r1", T0, T0 + 30, 10)
+    loaded = store.load_case("j1")
+    assert loaded is not None
+    tr = advance(JOBS, loaded[0], CompleteTask(at=T0 + 1, actor="worker", task_id=row.id))
+    store.commit([_write(loaded[0], loaded[1], tr)], T0 + 1)
+    # the next step is ready and unleased; the completed one is never handed out again
+    assert [r.id for r in store.lease_tasks("r2", T0 + 2, T0 + 30, 10)] == ["j1:ship:1"]
+
+
+def test_tasks_of_paused_cases_are_not_leased(store: Store) -> None:
+    started_job(store, "j1")
+    loaded = store.load_case("j1")
+    assert loaded is not None
+    tr = advance(JOBS, loaded[0], PauseCase(at=T0 + 1, actor="operator"))
+    store.commit([_write(loaded[0], loaded[1], tr)], T0 + 1)
+    assert store.lease_tasks("r1", T0 + 2, T0 + 30, 10) == []
+
+
+def test_release_leases_gives_work_back(store: Store) -> None:
+    started_job(store, "j1")
+    started(store, "h1")  # an SLA timer
+    assert len(store.lease_tasks("r1", T0, T0 + 300, 10)) == 1
+    assert len(store.lease_timers("r1", T0 + 3600, T0 + 3900, 10)) == 1
+    assert store.release_leases("nobody") == 0
+    assert store.release_leases("r1") == 2
+    assert len(store.lease_tasks("r2", T0, T0 + 300, 10)) == 1
+    assert len(store.lease_timers("r2", T0 + 3600, T0 + 3900, 10)) == 1
+
+
+def test_lease_timers_hands_each_due_timer_to_one_owner(store: Store) -> None:
+    started(store, "a", T0)  # SLA due T0 + 3600
+    started(store, "b", T0 + 60)  # SLA due T0 + 3660
+    assert store.lease_timers("r1", T0 + 3599, T0 + 4000, 10) == []
+    (a,) = store.lease_timers("r1", T0 + 3600, T0 + 4000, 10)
+    assert a[1:] == ("a", T0 + 3600)
+    (b,) = store.lease_timers("r2", T0 + 3700, T0 + 4000, 10)
+    assert b[1] == "b"
+    assert store.lease_timers("r3", T0 + 3800, T0 + 4100, 10) == []
+    # a lease runs out; due_timers (single-writer mode) still sees every timer
+    assert [t[1] for t in store.lease_timers("r3", T0 + 4000, T0 + 4300, 10)] == ["a", "b"]
+    assert len(store.due_timers(T0 + 4000)) == 2
+
+
+def test_concurrent_leases_never_overlap(store_url: str) -> None:
+    """Several connections leasing at once (SKIP LOCKED on PostgreSQL) share the work out."""
+    _file_backed(store_url)
+    from concurrent.futures import ThreadPoolExecutor
+
+    setup = open_store(store_url)
+    for i in range(60):
+        started_job(setup, f"j{i:03d}", T0 + i)
+    stores = [open_store(store_url) for _ in range(4)]
+    try:
+
+        def take(k: int) -> list[str]:
+            got: list[str] = []
+            while True:
+                rows = stores[k].lease_tasks(f"r{k}", T0 + 100, T0 + 400, 3)
+                if not rows:
+                    return got
+                got.extend(r.id for r in rows)
+
+        with ThreadPoolExecutor(4) as pool:
+            taken = [t for part in pool.map(take, range(4)) for t in part]
+        assert sorted(taken) == sorted(f"j{i:03d}:build:1" for i in range(60))
+    finally:
+        for s in stores:
+            s.close()
+        setup.close()
+
+
+def test_member_loads_count_claimed_tasks(store: Store) -> None:
+    assert store.member_loads([]) == {}
+    for cid in ("a", "b", "c"):
+        started(store, cid)
+    for cid, member in (("a", "olga"), ("b", "olga"), ("c", "oscar")):
+        tid = f"{cid}:work:1"
+        store.commit(
+            [step(store, cid, ClaimTask(at=T0 + 1, actor=member, task_id=tid, member=member))],
+            T0 + 1,
+        )
+    store.commit([step(store, "c", CompleteTask(at=T0 + 2, actor="oscar", task_id="c:work:1"))],
+                 T0 + 2)  # fmt: skip
+    assert store.member_loads(["olga", "oscar", "ivan"]) == {"olga": 2}
+
+
+def test_replica_heartbeats(store: Store) -> None:
+    from accord.stores.base import ReplicaRow
+
+    assert store.replicas() == []
+    r1 = ReplicaRow("r1", "engine", "host-a", 11, T0, T0, "running", {"jobs": 3})
+    store.heartbeat(r1)
+    store.heartbeat(ReplicaRow("r2", "worker", "host-b", 12, T0 + 1, T0 + 1, "running"))
+    store.heartbeat(ReplicaRow("r1", "engine", "host-a", 11, T0, T0 + 5, "draining", {"n": 1}))
+    assert store.replicas() == [
+        ReplicaRow("r1", "engine", "host-a", 11, T0, T0 + 5, "draining", {"n": 1}),
+        ReplicaRow("r2", "worker", "host-b", 12, T0 + 1, T0 + 1, "running", {}),
+    ]
+    store.forget_replica("r1")
+    assert [r.id for r in store.replicas()] == ["r2"]
+
+
+def test_a_store_at_an_older_migration_is_upgraded_in_place(store_url: str) -> None:
+    """Stored databases exist: opening one made by migration 1 applies the rest, keeps data."""
+    _file_backed(store_url)
+    from accord.stores.migrations import MIGRATIONS
+
+    first = MIGRATIONS[0][1]
+    if store_url.startswith(SERVER_SCHEMES):
+        import psycopg
+
+        from accord.stores.postgres import _ddl as pg_ddl
+        from accord.stores.postgres import parse_url
+
+        conninfo, schema, _ = parse_url(store_url)
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # the probe made one
+            conn.execute(f"CREATE SCHEMA {schema}")
+            conn.execute(f"SET search_path TO {schema}")
+            for sql in first:
+                conn.execute(pg_ddl(sql))  # type: ignore[arg-type]
+            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO schema_version VALUES (1)")
+            conn.execute("INSERT INTO meta VALUES ('kept', 'yes')")
+    else:
+        import sqlite3
+
+        from accord.stores.sqlite import _ddl as lite_ddl
+
+        path = store_url.removeprefix("sqlite:///")
+        con = sqlite3.connect(path)
+        for sql in first:
+            con.execute(lite_ddl(sql))
+        con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        con.execute("INSERT INTO schema_version VALUES (1)")
+        con.execute("INSERT INTO meta VALUES ('kept', 'yes')")
+        con.commit()
+        con.close()
+    s = open_store(store_url)
+    try:
+        assert s.schema_version() == LATEST
+        assert s.get_meta("kept") == "yes"
+        started_job(s, "j1")
+        assert [r.id for r in s.lease_tasks("r1", T0, T0 + 30, 1)] == ["j1:build:1"]
+    finally:
+        s.close()

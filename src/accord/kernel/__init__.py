@@ -1,9 +1,12 @@
 """The deterministic process semantics: pure functions, no I/O, no clock, no randomness."""
 
 from accord.kernel.actions import (
+    Announce,
     AnyAction,
+    ArriveToken,
     CancelCase,
     ClaimTask,
+    CloseCase,
     CompleteTask,
     FailTask,
     FireTimer,
@@ -18,15 +21,19 @@ from accord.kernel.actions import (
 )
 from accord.kernel.advance import Transition, advance, digest, replay
 from accord.kernel.commands import CancelTimer, Command, OfferTask, RunHandler, ScheduleTimer
-from accord.kernel.state import CaseState, CaseStatus, Task, TaskStatus, Timer, TimerKind
+from accord.kernel.scope import Scope
+from accord.kernel.state import CaseState, CaseStatus, Task, TaskStatus, Timer, TimerKind, Token
 
 __all__ = [
+    "Announce",
     "AnyAction",
+    "ArriveToken",
     "CancelCase",
     "CancelTimer",
     "CaseState",
     "CaseStatus",
     "ClaimTask",
+    "CloseCase",
     "Command",
     "CompleteTask",
     "FailTask",
@@ -41,11 +48,13 @@ __all__ = [
     "RetryTask",
     "RunHandler",
     "ScheduleTimer",
+    "Scope",
     "StartCase",
     "Task",
     "TaskStatus",
     "Timer",
     "TimerKind",
+    "Token",
     "Transition",
     "advance",
     "digest",

@@ -124,6 +124,39 @@ class RetryTask(Action):
     task_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ArriveToken(Action):
+    """Choreography: a handoff from another team puts a token on ``flow`` at this team.
+
+    ``data`` is the case data as the sender knew it; ``weight`` the share of the case the token
+    carries. The case need not exist here yet: a team node first hears of a case this way.
+    """
+
+    case_id: str = ""
+    flow: str = ""
+    origin: tuple[str, ...] = ()
+    weight: str = "1"
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Announce(Action):
+    """Choreography: the team that decided an inclusive split tells the team owning its join
+    which of the join's incoming flows will carry a token (all others will not)."""
+
+    case_id: str = ""
+    join: str = ""
+    flows: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CloseCase(Action):
+    """Choreography: the case ended elsewhere (completed or cancelled); withdraw what is here."""
+
+    outcome: str = "completed"
+    reason: str = ""
+
+
 AnyAction = (
     StartCase
     | ClaimTask
@@ -138,4 +171,7 @@ AnyAction = (
     | CancelCase
     | RerouteCase
     | RetryTask
+    | ArriveToken
+    | Announce
+    | CloseCase
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Any
 
 import orjson
@@ -29,9 +30,12 @@ from accord.errors import (
 )
 from accord.events import Event, EventType
 from accord.kernel.actions import (
+    Announce,
     AnyAction,
+    ArriveToken,
     CancelCase,
     ClaimTask,
+    CloseCase,
     CompleteTask,
     FailTask,
     FireTimer,
@@ -52,7 +56,17 @@ from accord.kernel.commands import (
     ScheduleTimer,
 )
 from accord.kernel.graph import graph_of
-from accord.kernel.state import ACTIVE, CaseState, CaseStatus, Task, TaskStatus, Timer, TimerKind
+from accord.kernel.scope import Scope
+from accord.kernel.state import (
+    ACTIVE,
+    CaseState,
+    CaseStatus,
+    Task,
+    TaskStatus,
+    Timer,
+    TimerKind,
+    Token,
+)
 from accord.model.types import (
     APPROVAL_OUTCOMES,
     ErrorAction,
@@ -62,7 +76,7 @@ from accord.model.types import (
     StepKind,
 )
 
-Origin = tuple[str, ...]
+Move = tuple[Flow, Token]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +127,29 @@ def check_data(data: Any, what: str) -> None:
         )
 
 
-def advance(d: ProcessDefinition, state: CaseState | None, action: AnyAction) -> Transition:
-    """Apply one action to a case. Raise a CaseError (and change nothing) if it is refused."""
+def advance(
+    d: ProcessDefinition,
+    state: CaseState | None,
+    action: AnyAction,
+    scope: Scope | None = None,
+) -> Transition:
+    """Apply one action to a case. Raise a CaseError (and change nothing) if it is refused.
+
+    With a ``scope`` the kernel runs one team's part of the process (choreography).
+    """
     if isinstance(action, StartCase):
         if state is not None:
             raise ConflictError(f"case {action.case_id!r} already exists")
-        return _Step(d, _new_state(d, action), action).start()
+        return _Step(d, _new_state(d, action), action, scope).start()
+    if state is None and isinstance(action, ArriveToken | Announce) and scope is not None:
+        # a team node first hears of a case through a handoff or an announcement
+        check_data(getattr(action, "data", {}), "handoff data")
+        state = CaseState(action.case_id, d.key, CaseStatus.RUNNING, action.at)
     if state is None:
         raise NotFound("no such case")
     if state.process != d.key:
         raise ConflictError(f"case {state.case_id} runs {state.process}, not {d.key}")
-    step = _Step(d, state.copy(), action)
+    step = _Step(d, state.copy(), action, scope)
     return step.run()
 
 
@@ -145,8 +171,11 @@ def _new_state(d: ProcessDefinition, a: StartCase) -> CaseState:
 class _Step:
     """Working memory for one advance() call."""
 
-    def __init__(self, d: ProcessDefinition, state: CaseState, action: AnyAction) -> None:
+    def __init__(
+        self, d: ProcessDefinition, state: CaseState, action: AnyAction, scope: Scope | None
+    ) -> None:
         self.d = d
+        self.scope = scope
         self.s = state
         self.a = action
         self.at = action.at
@@ -169,6 +198,8 @@ class _Step:
     ) -> None:
         self.s.seq += 1
         eid = f"{self.s.case_id}#{self.s.seq}"
+        if self.scope is not None:
+            eid = f"{self.s.case_id}#{self.scope.team}#{self.s.seq}"  # each team numbers its own
         if actor is None and (etype in _DIRECT or not self.events):
             actor = self.a.actor
         self.events.append(
@@ -226,9 +257,9 @@ class _Step:
         self.emit(EventType.CASE_STARTED, data={"data": dict(a.data)})
         start = self.d.steps[self.d.start]
         if start.kind is StepKind.START:
-            self.propagate(self.route(start.id, ()))
+            self.propagate(self.route(start.id, Token()))
         else:
-            self.propagate([], enter=[(start.id, ())])
+            self.propagate([], enter=[(start.id, Token())])
         self.settle()
         return self.done()
 
@@ -251,6 +282,9 @@ class _Step:
             CancelCase: self.cancel,
             RerouteCase: self.reroute,
             RetryTask: self.retry,
+            ArriveToken: self.arrive,
+            Announce: self.announce,
+            CloseCase: self.close,
         }[type(a)]
         handler()
         if self.s.status in (CaseStatus.RUNNING, CaseStatus.PAUSED):
@@ -426,7 +460,7 @@ class _Step:
         )
         # a wait step has no team: the handoff it relays is from whoever came before it
         origin = (t.step,) if t.team is not None else t.origin
-        self.propagate(self.route(t.step, origin))
+        self.propagate(self.route(t.step, Token(origin, t.weight)))
 
     def fail(self) -> None:
         a = self.a
@@ -466,7 +500,7 @@ class _Step:
                 step=t.step,
                 data={"from": [t.step], "to": step.on_error.to, "reason": a.error},
             )
-            self.propagate([], enter=[(step.on_error.to, (t.step,))])
+            self.propagate([], enter=[(step.on_error.to, Token((t.step,), t.weight))])
         else:
             self.incident({"task": t.id, "step": t.step, "error": a.error})
 
@@ -584,6 +618,43 @@ class _Step:
                 return
         raise NotFound(f"case {self.s.case_id} waits for no message {a.name!r}")
 
+    # -- choreography ---------------------------------------------------------------------------
+
+    def arrive(self) -> None:
+        a = self.a
+        assert isinstance(a, ArriveToken)
+        flow = self.d.flow_by_id.get(a.flow)
+        if flow is None:
+            raise NotFound(f"{self.d.key} has no flow {a.flow!r}")
+        if self.scope is not None and self.scope.elsewhere(flow.target):
+            owner = self.scope.owner.get(flow.target)
+            raise TaskStateError(
+                f"a handoff to {flow.target!r} belongs to team {owner!r}, not {self.scope.team!r}"
+            )
+        self.require_running("take a handoff")
+        check_data(a.data, "handoff data")
+        if a.data:
+            self.s.data = {**self.s.data, **a.data}
+        self.propagate([(flow, Token(tuple(a.origin), a.weight))])
+
+    def announce(self) -> None:
+        a = self.a
+        assert isinstance(a, Announce)
+        if not self.d.is_join(a.join):
+            raise NotFound(f"{a.join!r} is not a join of {self.d.key}")
+        known = {f.id for f in self.d.incoming[a.join]}
+        if not set(a.flows) <= known:
+            raise NotFound(f"{a.join!r} has no incoming flows {sorted(set(a.flows) - known)}")
+        self.s.expect.setdefault(a.join, []).append(sorted(a.flows))
+        self.propagate([])
+
+    def close(self) -> None:
+        a = self.a
+        assert isinstance(a, CloseCase)
+        self.withdraw_all()
+        self.s.status = CaseStatus.CANCELLED if a.outcome == "cancelled" else CaseStatus.COMPLETED
+        self.s.ended_at = self.at
+
     # -- operator actions -----------------------------------------------------------------------
 
     def pause(self) -> None:
@@ -622,8 +693,8 @@ class _Step:
             if t.status is TaskStatus.READY:
                 self.dispatch(t)
         parked, self.s.parked = self.s.parked, []
-        for node, origin in parked:
-            self.propagate(self.route(node, origin))
+        for node, tok in parked:
+            self.propagate(self.route(node, tok))
         deferred, self.s.deferred = self.s.deferred, []
         for i, tid in enumerate(deferred):
             if self.s.status is not CaseStatus.RUNNING:
@@ -650,6 +721,7 @@ class _Step:
             raise TaskStateError("reroute to a step, not to the start event")
         check_data(a.data, "reroute data")
         withdrawn = [t.step for t in self.s.active_tasks()]
+        weight = self.held_weight()
         self.withdraw_all()
         if a.data:
             self.s.data = {**self.s.data, **a.data}
@@ -657,7 +729,17 @@ class _Step:
         self.emit(
             EventType.CASE_REROUTED, data={"from": withdrawn, "to": a.step, "data": dict(a.data)}
         )
-        self.propagate([], enter=[(a.step, ())])
+        self.propagate([], enter=[(a.step, Token((), weight))])
+
+    def held_weight(self) -> str:
+        """The share of the case whose tokens are here (all of it, unless choreographed)."""
+        if self.scope is None:
+            return "1"
+        total = sum((Fraction(t.weight) for t in self.s.active_tasks()), Fraction(0))
+        for slots in self.s.joins.values():
+            total += sum((Fraction(t.weight) for toks in slots.values() for t in toks), Fraction(0))
+        total += sum((Fraction(t.weight) for _, t in self.s.parked), Fraction(0))
+        return str(total)
 
     def withdraw_all(self) -> None:
         for t in self.s.active_tasks():
@@ -680,15 +762,19 @@ class _Step:
 
     # -- tokens ---------------------------------------------------------------------------------
 
-    def route(self, node: str, origin: Origin) -> list[tuple[Flow, Origin]]:
-        """Choose the flows a token leaving ``node`` takes; park it on an incident."""
+    def route(self, node: str, tok: Token) -> list[Move]:
+        """Choose the flows a token leaving ``node`` takes (splitting its weight between them);
+        park it on an incident."""
         try:
             flows = self.decide(node)
         except _Incident as inc:
-            self.s.parked.append((node, origin))
+            self.s.parked.append((node, tok))
             self.incident({"step": node, "error": inc.message})
             return []
-        return [(f, origin) for f in flows]
+        if len(flows) == 1:
+            return [(flows[0], tok)]
+        share = str(Fraction(tok.weight) / len(flows)) if flows else tok.weight
+        return [(f, Token(tok.origin, share)) for f in flows]
 
     def decide(self, node: str) -> list[Flow]:
         out = self.d.outgoing.get(node, ())
@@ -708,7 +794,9 @@ class _Step:
                 )
             if step.kind is StepKind.EXCLUSIVE:
                 chosen = chosen[:1]
-            self.gateway_decided(node, chosen, explicit=True)
+            self.gateway_decided(
+                node, chosen, explicit=True, announce=self.announcement(node, chosen)
+            )
             return chosen
         if step.kind is StepKind.PARALLEL or all(
             f.condition is None and not f.default for f in out
@@ -733,73 +821,137 @@ class _Step:
         if not taken:
             conds = "; ".join(f.condition.source for f in out if f.condition is not None)
             raise _Incident(node, f"no condition is true and there is no default flow ({conds})")
-        self.gateway_decided(node, taken)
+        self.gateway_decided(node, taken, announce=self.announcement(node, taken))
         return taken
 
-    def gateway_decided(self, node: str, flows: list[Flow], explicit: bool = False) -> None:
+    def announcement(self, node: str, taken: list[Flow]) -> dict[str, Any] | None:
+        """Choreography: which incoming flows of its join an inclusive split's choice fills."""
+        if self.scope is None or node not in self.scope.matches:
+            return None
+        join, branch_to_flow = self.scope.matches[node]
+        expect = sorted({branch_to_flow[f.id] for f in taken if f.id in branch_to_flow})
+        if self.scope.owner.get(join) == self.scope.team:
+            self.s.expect.setdefault(join, []).append(expect)
+        return {"join": join, "expect": expect, "to_team": self.scope.owner.get(join)}
+
+    def gateway_decided(
+        self,
+        node: str,
+        flows: list[Flow],
+        explicit: bool = False,
+        announce: dict[str, Any] | None = None,
+    ) -> None:
+        data: dict[str, Any] = {
+            "flows": [f.id for f in flows],
+            "targets": [f.target for f in flows],
+            "explicit": explicit,
+        }
+        if announce is not None:
+            data["announce"] = announce
         self.emit(
             EventType.GATEWAY_DECIDED,
             step=node,
-            team=self.d.steps[node].team,
-            data={
-                "flows": [f.id for f in flows],
-                "targets": [f.target for f in flows],
-                "explicit": explicit,
-            },
+            team=self.d.steps[node].team or (self.scope.team if self.scope else None),
+            data=data,
         )
 
-    def propagate(
-        self, flows: list[tuple[Flow, Origin]], enter: list[tuple[str, Origin]] | None = None
-    ) -> None:
-        """Move tokens until every one rests at a task, a join, an incident or an end."""
-        work: deque[tuple[Flow, Origin]] = deque(flows)
-        for node, origin in enter or ():
-            self.enter(node, origin, work)
+    def propagate(self, flows: list[Move], enter: list[tuple[str, Token]] | None = None) -> None:
+        """Move tokens until every one rests at a task, a join, an incident or an end -- or,
+        for a team node, leaves the team as a handoff."""
+        work: deque[Move] = deque(flows)
+        for node, tok in enter or ():
+            self.enter(node, tok, work)
         while True:
             while work and not self.terminated:
-                flow, origin = work.popleft()
-                if self.d.is_join(flow.target):
+                flow, tok = work.popleft()
+                if self.scope is not None and self.scope.elsewhere(flow.target):
+                    self.hand_off(flow, tok)
+                elif self.d.is_join(flow.target):
                     slots = self.s.joins.setdefault(flow.target, {})
-                    slots.setdefault(flow.id, []).append(origin)
+                    slots.setdefault(flow.id, []).append(tok)
                 else:
-                    self.enter(flow.target, origin, work)
+                    self.enter(flow.target, tok, work)
             if self.terminated or not self.fire_joins(work):
                 return
 
-    def enter(self, node: str, origin: Origin, work: deque[tuple[Flow, Origin]]) -> None:
+    def enter(self, node: str, tok: Token, work: deque[Move]) -> None:
         step = self.d.steps[node]
         if step.kind.is_gateway or step.kind is StepKind.START:
-            work.extend(self.route(node, origin))
+            work.extend(self.route(node, tok))
         elif step.kind is StepKind.END:
+            if self.scope is not None:
+                # a team cannot see the whole case: it reports the share of it that ended here
+                self.emit(
+                    EventType.BRANCH_ENDED,
+                    step=node,
+                    data={"weight": tok.weight, "terminate": step.terminate},
+                )
             if step.terminate:
                 self.withdraw_all()
                 self.terminated = True
         else:
-            self.create_task(node, origin)
+            self.create_task(node, tok)
 
-    def fire_joins(self, work: deque[tuple[Flow, Origin]]) -> bool:
+    def hand_off(self, flow: Flow, tok: Token) -> None:
+        """Choreography: the token leaves this team; the event is the message to the next."""
+        assert self.scope is not None
+        to_team = self.scope.owner.get(flow.target)
+        from_steps = [o for o in tok.origin if o in self.d.steps]
+        self.emit(
+            EventType.HANDOFF,
+            step=self.scope.work_after.get(flow.target, flow.target),
+            team=to_team,
+            data={
+                "flow": flow.id,
+                "from_step": from_steps[-1] if from_steps else None,
+                "from_team": self.scope.team,
+                "to_step": self.scope.work_after.get(flow.target, flow.target),
+                "to_node": flow.target,
+                "to_team": to_team,
+                "origin": list(tok.origin),
+                "weight": tok.weight,
+                "case_data": self.s.data,
+            },
+        )
+
+    def fire_joins(self, work: deque[Move]) -> bool:
         """Fire the first join that can fire, once. The caller moves its token on before asking
         again, so no inclusive join is judged while another join's output is still in flight."""
         for gid in list(self.s.joins):
             slots = self.s.joins[gid]
             incoming = self.d.incoming[gid]
+            taking: list[str] = []
             if self.d.steps[gid].kind is StepKind.PARALLEL:
-                ready = all(slots.get(f.id) for f in incoming)
-            else:
-                ready = any(slots.get(f.id) for f in incoming) and self.inclusive_ready(gid, slots)
-            origin: Origin = ()
-            if ready:
-                origin = tuple(o for f in incoming if slots.get(f.id) for o in slots[f.id].pop(0))
+                if all(slots.get(f.id) for f in incoming):
+                    taking = [f.id for f in incoming]
+            elif self.scope is not None:
+                taking = self.announced(gid, slots)
+            elif any(slots.get(f.id) for f in incoming) and self.inclusive_ready(gid, slots):
+                taking = [f.id for f in incoming if slots.get(f.id)]
+            taken = [slots[fid].pop(0) for fid in taking]
             for fid in [k for k, v in slots.items() if not v]:
                 del slots[fid]
             if not slots:
                 del self.s.joins[gid]
-            if ready:
-                work.extend(self.route(gid, tuple(dict.fromkeys(origin))))
+            if taken:
+                origin = tuple(dict.fromkeys(o for t in taken for o in t.origin))
+                weight = str(sum((Fraction(t.weight) for t in taken), Fraction(0)))
+                work.extend(self.route(gid, Token(origin, weight)))
                 return True
         return False
 
-    def inclusive_ready(self, gid: str, slots: dict[str, list[Origin]]) -> bool:
+    def announced(self, gid: str, slots: dict[str, list[Token]]) -> list[str]:
+        """Choreography's inclusive join: no team can see every token, so the join waits for
+        exactly the branches the deciding team announced, oldest announcement first."""
+        queue = self.s.expect.get(gid)
+        if not queue or not all(slots.get(fid) for fid in queue[0]):
+            return []
+        flows = queue.pop(0)
+        if not queue:
+            del self.s.expect[gid]
+        return flows
+
+    def inclusive_ready(self, gid: str, slots: dict[str, list[Token]]) -> bool:
         """BPMN 2.0.2, 13.4.3: the join fires when, for each empty incoming flow, no token has
         a path to it -- except a path through the join itself, or one that passes a node from
         which a flow that already holds a token can be reached."""
@@ -830,7 +982,7 @@ class _Step:
                 return False
         return True
 
-    def create_task(self, node: str, origin: Origin) -> None:
+    def create_task(self, node: str, tok: Token) -> None:
         step = self.d.steps[node]
         visit = self.s.visits.get(node, 0) + 1
         self.s.visits[node] = visit
@@ -841,7 +993,8 @@ class _Step:
                 hub = step.require_hub_when.test(self.s.data)
             except ExpressionError:
                 hub = True  # cannot tell: the hub is the safe place for it
-        for src in origin:
+        origin = tok.origin
+        for src in origin if self.scope is None else ():  # a team node announced it on sending
             src_team = self.d.steps[src].team if src in self.d.steps else None
             if src_team and step.team and src_team != step.team:
                 self.emit(
@@ -859,7 +1012,16 @@ class _Step:
         status = TaskStatus.WAITING if step.kind.is_wait else TaskStatus.READY
         task = self.put(
             Task(
-                tid, node, step.kind, status, step.team, self.at, step.role, origin=origin, hub=hub
+                tid,
+                node,
+                step.kind,
+                status,
+                step.team,
+                self.at,
+                step.role,
+                origin=origin,
+                hub=hub,
+                weight=tok.weight,
             )
         )
         inputs = {k: self.s.data[k] for k in step.inputs if k in self.s.data}
@@ -891,8 +1053,8 @@ class _Step:
 
     def settle(self) -> None:
         """End the case when nothing is left to do; report a join that can never fire."""
-        if self.s.status.ended:
-            return
+        if self.s.status.ended or self.scope is not None:
+            return  # a team sees only its part: the case ends when every branch.ended adds up
         if any(t.status in ACTIVE for t in self.s.tasks.values()) or self.s.parked:
             return
         if self.s.joins and not self.terminated:

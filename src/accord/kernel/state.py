@@ -57,6 +57,21 @@ class TimerKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Token:
+    """A token in flight or waiting at a join.
+
+    ``origin`` names the work steps it comes from (to see a handoff between teams);
+    ``weight`` is the share of the case it carries, a fraction written ``p/q``: a split divides
+    it, a join adds it up, and when the weights that reached an end add up to 1 the case is over.
+    The central engine can see that directly; choreographed teams need the weights, because no
+    one of them sees every token.
+    """
+
+    origin: tuple[str, ...] = ()
+    weight: str = "1"
+
+
+@dataclass(frozen=True, slots=True)
 class Task:
     """One activity instance. Replaced, never mutated, when it changes."""
 
@@ -76,6 +91,7 @@ class Task:
     error: str | None = None
     escalated: bool = False
     hub: bool = True
+    weight: str = "1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +114,18 @@ class CaseState:
     started_at: float
     data: dict[str, Any] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)
-    joins: dict[str, dict[str, list[tuple[str, ...]]]] = field(default_factory=dict)
+    joins: dict[str, dict[str, list[Token]]] = field(default_factory=dict)
     timers: dict[str, Timer] = field(default_factory=dict)
     visits: dict[str, int] = field(default_factory=dict)
-    parked: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    parked: list[tuple[str, Token]] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
     incident: dict[str, Any] | None = None
     seq: int = 0
     counter: int = 0
     ended_at: float | None = None
+    # Choreography only: the incoming flows each inclusive join was told to expect, oldest first
+    # (announced by the team that decided the matching split).
+    expect: dict[str, list[list[str]]] = field(default_factory=dict)
 
     def copy(self) -> CaseState:
         """A copy whose containers may be changed without touching this one."""
@@ -118,6 +137,7 @@ class CaseState:
             visits=dict(self.visits),
             parked=list(self.parked),
             deferred=list(self.deferred),
+            expect={g: [list(x) for x in v] for g, v in self.expect.items()},
         )
 
     def active_tasks(self) -> list[Task]:
@@ -146,8 +166,7 @@ def state_from_json(raw: bytes | str) -> CaseState:
         k: Timer(v["id"], v["due"], TimerKind(v["kind"]), v["task"]) for k, v in d["timers"].items()
     }
     joins = {
-        g: {f: [tuple(o) for o in origins] for f, origins in fl.items()}
-        for g, fl in d["joins"].items()
+        g: {f: [_token(t) for t in toks] for f, toks in fl.items()} for g, fl in d["joins"].items()
     }
     return CaseState(
         case_id=d["case_id"],
@@ -159,10 +178,15 @@ def state_from_json(raw: bytes | str) -> CaseState:
         joins=joins,
         timers=timers,
         visits=d["visits"],
-        parked=[(p[0], tuple(p[1])) for p in d["parked"]],
+        parked=[(p[0], _token(p[1])) for p in d["parked"]],
         deferred=list(d["deferred"]),
         incident=d["incident"],
         seq=d["seq"],
         counter=d["counter"],
         ended_at=d["ended_at"],
+        expect=d.get("expect") or {},
     )
+
+
+def _token(raw: dict[str, Any]) -> Token:
+    return Token(tuple(raw["origin"]), raw["weight"])

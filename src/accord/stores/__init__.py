@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from accord.errors import StoreError
-from accord.stores.base import CaseRow, CaseWrite, ConcurrencyError, Store, TaskRow
+from accord.stores.base import CaseRow, CaseWrite, ConcurrencyError, ReplicaRow, Store, TaskRow
 
 
 def open_store(url: str) -> Store:
-    """Open (and migrate) the store a URL names: ``sqlite:///file.db``, ``memory://``.
+    """Open (and migrate) the store a URL names: ``sqlite:///file.db``, ``memory://``,
+    ``postgresql://host:5432/db`` (optionally ``?schema=name``; see accord.stores.postgres).
 
     A bare path is taken as a SQLite file.
     """
@@ -18,10 +19,22 @@ def open_store(url: str) -> Store:
 
         return SqliteStore(url)
     if url.startswith(("postgresql:", "postgres:")):
-        raise StoreError("PostgreSQL support is not installed in this version of accord")
+        from accord.stores.postgres import PostgresStore
+
+        return PostgresStore(url)
     if "://" not in url:
         return open_store("sqlite:///" + str(Path(url)))
-    raise StoreError(f"unknown store URL {url!r} (use sqlite:///path.db or memory://)")
+    raise StoreError(
+        f"unknown store URL {url!r} (use sqlite:///path.db, memory:// or postgresql://host/db)"
+    )
 
 
-__all__ = ["CaseRow", "CaseWrite", "ConcurrencyError", "Store", "TaskRow", "open_store"]
+__all__ = [
+    "CaseRow",
+    "CaseWrite",
+    "ConcurrencyError",
+    "ReplicaRow",
+    "Store",
+    "TaskRow",
+    "open_store",
+]

@@ -8,9 +8,9 @@ every case in it moves on, or none does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from accord.events import Event
 from accord.kernel.state import CaseState, Task
@@ -61,6 +61,20 @@ class CaseRow:
     incident: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaRow:
+    """A live engine replica or worker, as its last heartbeat described it."""
+
+    id: str
+    role: str
+    host: str
+    pid: int
+    started_at: float
+    seen_at: float
+    state: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
 class Store(Protocol):
     """Implemented by every backend; the contract tests in tests/contract run against each."""
 
@@ -80,6 +94,9 @@ class Store(Protocol):
 
     def load_case(self, case_id: str) -> tuple[CaseState, int] | None:
         """The case's state and version, or None."""
+
+    def load_cases(self, case_ids: Sequence[str]) -> dict[str, tuple[CaseState, int]]:
+        """States and versions of several cases in one read (unknown ids are left out)."""
 
     def commit(self, writes: list[CaseWrite], at: float) -> list[int]:
         """Write a batch atomically; return each case's new version.
@@ -119,6 +136,42 @@ class Store(Protocol):
 
     def next_timer(self) -> float | None:
         """The earliest due time of any timer."""
+
+    def lease_tasks(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        limit: int,
+        *,
+        kind: str = "automated",
+        teams: Sequence[str] | None = None,
+    ) -> list[TaskRow]:
+        """Take up to ``limit`` ready tasks of ``kind`` (of running cases, in ``teams`` if given)
+        that nobody holds a live lease on, oldest first, leasing them to ``owner`` until
+        ``until``. Concurrent callers never get the same task while its lease lasts. A commit
+        that writes a task ends its lease."""
+
+    def lease_timers(
+        self, owner: str, now: float, until: float, limit: int
+    ) -> list[tuple[str, str, float]]:
+        """Like :meth:`due_timers`, but only timers nobody holds a live lease on, leased to
+        ``owner`` until ``until``, so that replicas firing timers never fire the same one."""
+
+    def release_leases(self, owner: str) -> int:
+        """End every lease ``owner`` holds (a replica shutting down); return how many."""
+
+    def member_loads(self, members: Sequence[str]) -> dict[str, int]:
+        """How many claimed tasks each member holds (members holding none are left out)."""
+
+    def heartbeat(self, replica: ReplicaRow) -> None:
+        """Record that a replica is alive (and what it is doing)."""
+
+    def replicas(self) -> list[ReplicaRow]:
+        """Every replica that has sent a heartbeat and not signed off, oldest first."""
+
+    def forget_replica(self, replica_id: str) -> None:
+        """Remove a replica's heartbeat (it shut down cleanly)."""
 
     def record_effect(self, key: str, kind: str, value: str, at: float) -> bool:
         """Record a handler's effect under its idempotency key; False if it was already there."""

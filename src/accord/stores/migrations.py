@@ -1,4 +1,9 @@
-"""Numbered schema migrations, shared by the SQL backends (dialect differences are marked)."""
+"""Numbered schema migrations, shared by the SQL backends (dialect differences are marked).
+
+Both backends keep one ``schema_version`` table and apply, in one transaction, every migration
+whose number is above the highest recorded there. A migration is never edited once released
+(stored databases already ran it): a change to the schema is a new, higher number.
+"""
 
 from __future__ import annotations
 
@@ -40,5 +45,27 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
 ]
+
+MIGRATIONS.append(
+    (
+        2,
+        [
+            # Leases let several engine replicas (and workers) share one queue: a replica takes
+            # a row for a while; when it dies, the lease runs out and another one takes over.
+            "ALTER TABLE tasks ADD COLUMN lease_owner TEXT",
+            "ALTER TABLE tasks ADD COLUMN lease_until DOUBLE PRECISION",
+            "ALTER TABLE timers ADD COLUMN lease_owner TEXT",
+            "ALTER TABLE timers ADD COLUMN lease_until DOUBLE PRECISION",
+            # The automated-step queue: ready automated tasks, oldest first.
+            """CREATE INDEX tasks_jobs ON tasks (ready_at)
+                WHERE kind = 'automated' AND status = 'ready'""",
+            # Every live engine replica and worker, for health checks and operators.
+            """CREATE TABLE replicas (
+                id TEXT PRIMARY KEY, role TEXT NOT NULL, host TEXT NOT NULL,
+                pid INTEGER NOT NULL, started_at DOUBLE PRECISION NOT NULL,
+                seen_at DOUBLE PRECISION NOT NULL, state TEXT NOT NULL, info {json} NOT NULL)""",
+        ],
+    )
+)
 
 LATEST = MIGRATIONS[-1][0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -19,13 +19,23 @@ import orjson
 from accord.errors import StoreError
 from accord.events import Event, EventType
 from accord.kernel.state import CaseState, state_from_json
-from accord.stores.base import CaseRow, CaseWrite, ConcurrencyError, TaskRow
+from accord.stores.base import CaseRow, CaseWrite, ConcurrencyError, ReplicaRow, TaskRow
 from accord.stores.migrations import MIGRATIONS
 
 _INSERT_EVENT = (
     "INSERT INTO events (id, case_id, seq, type, at, process, step, team, actor, task, data,"
     " causation, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+# A commit that writes a task ends any lease on it: the holder's work is done or moot.
+_UPSERT_TASK = (
+    "INSERT INTO tasks (id, case_id, process, step, kind, team, role, status, assignee, ready_at,"
+    " claimed_at, attempt, hub) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT(id) DO UPDATE SET team=excluded.team, status=excluded.status, "
+    "assignee=excluded.assignee, claimed_at=excluded.claimed_at, attempt=excluded.attempt, "
+    "lease_owner=NULL, lease_until=NULL"
+)
+_TASK_COLS = "id, case_id, process, step, kind, team, role, status, assignee, ready_at, claimed_at,"
+_TASK_COLS += " attempt, hub"
 _SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
 _EVENT_COLS = (
     "pos, id, case_id, seq, type, at, process, step, team, actor, task, data, causation, source"
@@ -128,6 +138,19 @@ class SqliteStore:
             return None
         return state_from_json(row[0]), int(row[1])
 
+    def load_cases(self, case_ids: Sequence[str]) -> dict[str, tuple[CaseState, int]]:
+        ids = list(dict.fromkeys(case_ids))
+        out: dict[str, tuple[CaseState, int]] = {}
+        with self._lock:
+            for i in range(0, len(ids), 500):  # SQLite caps the number of parameters
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT id, state, version FROM cases WHERE id IN ({marks})", chunk
+                ).fetchall()
+                out.update({r[0]: (state_from_json(r[1]), int(r[2])) for r in rows})
+        return out
+
     def commit(self, writes: list[CaseWrite], at: float) -> list[int]:
         if not writes:
             return []
@@ -170,11 +193,7 @@ class SqliteStore:
                             ],
                         )  # fmt: skip
                     if w.tasks:
-                        db.executemany(
-                            "INSERT INTO tasks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                            "ON CONFLICT(id) DO UPDATE SET team=excluded.team, "
-                            "status=excluded.status, assignee=excluded.assignee, "
-                            "claimed_at=excluded.claimed_at, attempt=excluded.attempt",
+                        db.executemany(_UPSERT_TASK,
                             [
                                 (t.id, s.case_id, s.process, t.step, t.kind.value, t.team, t.role,
                                  t.status.value, t.assignee, t.ready_at, t.claimed_at, t.attempt,
@@ -188,7 +207,7 @@ class SqliteStore:
                         )
                     if w.timers_set:
                         db.executemany(
-                            "INSERT OR REPLACE INTO timers VALUES (?,?,?)",
+                            "INSERT OR REPLACE INTO timers (id, case_id, due) VALUES (?,?,?)",
                             [(tid, s.case_id, due) for tid, due in w.timers_set.items()],
                         )
                 db.execute("COMMIT")
@@ -237,7 +256,7 @@ class SqliteStore:
             if val is not None:
                 where.append(f"{col} = ?")
                 args.append(val)
-        sql = "SELECT * FROM tasks"
+        sql = f"SELECT {_TASK_COLS} FROM tasks"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY ready_at, id"
@@ -245,11 +264,7 @@ class SqliteStore:
             sql += f" LIMIT {int(limit)}"
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return [
-            TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                    bool(r[12]))
-            for r in rows
-        ]  # fmt: skip
+        return [_task_row(r) for r in rows]
 
     def cases(self, status: str | None = None, limit: int | None = None) -> list[CaseRow]:
         sql = "SELECT id, process, status, started_at, ended_at, updated_at, incident FROM cases"
@@ -286,6 +301,110 @@ class SqliteStore:
             row = self._db.execute("SELECT min(due) FROM timers").fetchone()
         return None if row[0] is None else float(row[0])
 
+    # -- leases and replicas (one writer at a time here, so no SKIP LOCKED is needed) ----------
+
+    def lease_tasks(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        limit: int,
+        *,
+        kind: str = "automated",
+        teams: Sequence[str] | None = None,
+    ) -> list[TaskRow]:
+        sql = (
+            f"SELECT {', '.join('t.' + c.strip() for c in _TASK_COLS.split(','))} FROM tasks t "
+            "JOIN cases c ON c.id = t.case_id WHERE t.kind = ? AND t.status = 'ready' "
+            "AND c.status = 'running' AND (t.lease_until IS NULL OR t.lease_until <= ?)"
+        )
+        args: list[Any] = [kind, now]
+        if teams is not None:
+            sql += f" AND t.team IN ({','.join('?' * len(teams))})"
+            args.extend(teams)
+        sql += " ORDER BY t.ready_at, t.id LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute(sql, args).fetchall()
+                self._db.executemany(
+                    "UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                    [(owner, until, r[0]) for r in rows],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return [_task_row(r) for r in rows]
+
+    def lease_timers(
+        self, owner: str, now: float, until: float, limit: int
+    ) -> list[tuple[str, str, float]]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute(
+                    "SELECT id, case_id, due FROM timers WHERE due <= ? AND "
+                    "(lease_until IS NULL OR lease_until <= ?) ORDER BY due, id LIMIT ?",
+                    (now, now, limit),
+                ).fetchall()
+                self._db.executemany(
+                    "UPDATE timers SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                    [(owner, until, r[0]) for r in rows],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return [(r[0], r[1], float(r[2])) for r in rows]
+
+    def release_leases(self, owner: str) -> int:
+        with self._lock:
+            n = 0
+            for table in ("tasks", "timers"):
+                cur = self._db.execute(
+                    f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL "
+                    "WHERE lease_owner = ?",
+                    (owner,),
+                )
+                n += cur.rowcount
+            return n
+
+    def member_loads(self, members: Sequence[str]) -> dict[str, int]:
+        if not members:
+            return {}
+        marks = ",".join("?" * len(members))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT assignee, count(*) FROM tasks WHERE status = 'claimed' "
+                f"AND assignee IN ({marks}) GROUP BY assignee",
+                list(members),
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def heartbeat(self, replica: ReplicaRow) -> None:
+        r = replica
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO replicas VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+                "seen_at=excluded.seen_at, state=excluded.state, info=excluded.info",
+                (r.id, r.role, r.host, r.pid, r.started_at, r.seen_at, r.state,
+                 orjson.dumps(r.info).decode()),
+            )  # fmt: skip
+
+    def replicas(self) -> list[ReplicaRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, role, host, pid, started_at, seen_at, state, info FROM replicas "
+                "ORDER BY started_at, id"
+            ).fetchall()
+        return [ReplicaRow(*r[:7], info=orjson.loads(r[7])) for r in rows]
+
+    def forget_replica(self, replica_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM replicas WHERE id = ?", (replica_id,))
+
     def record_effect(self, key: str, kind: str, value: str, at: float) -> bool:
         with self._lock:
             cur = self._db.execute(
@@ -314,6 +433,11 @@ class SqliteStore:
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (key, value),
             )
+
+
+def _task_row(r: Any) -> TaskRow:
+    return TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                   bool(r[12]))  # fmt: skip
 
 
 def _event(r: Any) -> Event:

@@ -1,0 +1,546 @@
+"""PostgreSQL store: several engine replicas and workers behind one database.
+
+``postgresql://user@host:5432/dbname`` opens a database; these query parameters are accord's own
+(every other one goes to libpq unchanged, e.g. ``sslmode`` or ``connect_timeout``):
+
+* ``schema=name`` keeps accord's tables in that schema (created if missing), so one database
+  can hold several independent stores (tests use one fresh schema each);
+* ``pool_size=N`` caps the connection pool (default 8).
+
+Every ``commit`` is one transaction of a few set-based statements (``unnest`` arrays), so a batch
+of hundreds of case transitions costs about as much as one. Cases are updated under the
+optimistic version check; work is shared between replicas with leases taken by
+``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``, so two replicas never take the
+same task or timer while its lease lasts. Durability is the server's: with the default
+``synchronous_commit = on`` a commit is on disk before it is acknowledged.
+
+Connection failures surface as :class:`StoreUnavailable`; the pool replaces broken connections
+with exponential backoff, so a caller that waits and retries carries on once the server is back.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
+
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from accord.errors import StoreError
+from accord.events import Event, EventType
+from accord.kernel.state import CaseState, state_from_json
+from accord.stores.base import CaseRow, CaseWrite, ConcurrencyError, ReplicaRow, TaskRow
+from accord.stores.migrations import MIGRATIONS
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_DEFAULT_POOL = 8
+_OPEN_TIMEOUT = 10.0
+_TASK_COLS = (
+    "id, case_id, process, step, kind, team, role, status, assignee, ready_at, claimed_at,"
+    " attempt, hub"
+)
+_EVENT_COLS = (
+    "pos, id, case_id, seq, type, at, process, step, team, actor, task, data::text, causation,"
+    " source"
+)
+_INSERT_CASES = """
+INSERT INTO cases (id, process, status, version, state, started_at, ended_at, updated_at,
+                   incident)
+SELECT v.id, v.process, v.status, 1, v.state, v.started_at, v.ended_at, %s, v.incident
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::float8[], %s::float8[],
+            %s::text[]) AS v(id, process, status, state, started_at, ended_at, incident)
+ON CONFLICT (id) DO NOTHING"""
+_UPDATE_CASES = """
+UPDATE cases c SET status = v.status, version = c.version + 1, state = v.state,
+       ended_at = v.ended_at, updated_at = %s, incident = v.incident
+FROM unnest(%s::text[], %s::int[], %s::text[], %s::bytea[], %s::float8[], %s::text[])
+     AS v(id, expected, status, state, ended_at, incident)
+WHERE c.id = v.id AND c.version = v.expected"""
+# ORDER BY the array position: `pos` (a sequence) then follows the order the kernel emitted.
+_INSERT_EVENTS = """
+INSERT INTO events (id, case_id, seq, type, at, process, step, team, actor, task, data,
+                    causation, source)
+SELECT v.id, v.case_id, v.seq, v.type, v.at, v.process, v.step, v.team, v.actor, v.task,
+       v.data::json, v.causation, v.source
+FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::float8[], %s::text[],
+            %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+     WITH ORDINALITY AS v(id, case_id, seq, type, at, process, step, team, actor, task, data,
+                          causation, source, n)
+ORDER BY v.n"""
+# A commit that writes a task ends any lease on it: the holder's work is done or moot.
+_UPSERT_TASKS = f"""
+INSERT INTO tasks ({_TASK_COLS})
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                     %s::text[], %s::text[], %s::text[], %s::float8[], %s::float8[],
+                     %s::int[], %s::int[])
+ON CONFLICT (id) DO UPDATE SET team = excluded.team, status = excluded.status,
+    assignee = excluded.assignee, claimed_at = excluded.claimed_at,
+    attempt = excluded.attempt, lease_owner = NULL, lease_until = NULL"""
+_UPSERT_TIMERS = """
+INSERT INTO timers (id, case_id, due)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[])
+ON CONFLICT (id) DO UPDATE SET case_id = excluded.case_id, due = excluded.due,
+    lease_owner = NULL, lease_until = NULL"""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now (down, restarting, network). Retry later.
+
+    A commit interrupted this way may or may not have been applied: callers reload before
+    trying again, and the version check and idempotency keys make the retry safe.
+    """
+
+
+def _ddl(statement: str) -> str:
+    return statement.format(blob="BYTEA", auto="BIGSERIAL PRIMARY KEY", json="JSON")
+
+
+def parse_url(url: str) -> tuple[str, str | None, int]:
+    """Split a store URL into (libpq conninfo, schema, pool size)."""
+    parsed = urlparse(url)
+    if parsed.scheme == "postgres":
+        parsed = parsed._replace(scheme="postgresql")
+    params = parse_qsl(parsed.query, keep_blank_values=True)
+    schema: str | None = None
+    pool = _DEFAULT_POOL
+    rest = []
+    for key, value in params:
+        if key == "schema":
+            if not _SCHEMA_NAME.match(value):
+                raise StoreError(f"schema {value!r} in {url!r} is not a plain SQL identifier")
+            schema = value
+        elif key == "pool_size":
+            if not value.isdigit() or int(value) < 1:
+                raise StoreError(f"pool_size must be a positive integer in {url!r}")
+            pool = int(value)
+        else:
+            rest.append((key, value))
+    return urlunparse(parsed._replace(query=urlencode(rest))), schema, pool
+
+
+class PostgresStore:
+    """A store in one PostgreSQL database (optionally one schema of it)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        conninfo, self.schema, pool_size = parse_url(url)
+        parsed = urlparse(conninfo)
+        self._where = f"{parsed.hostname or 'localhost'}:{parsed.port or 5432}{parsed.path}"
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            # A connection that died with the server is found and replaced before use.
+            check=ConnectionPool.check_connection,
+            open=False,
+            timeout=_OPEN_TIMEOUT,
+            name=f"accord-{os.getpid()}",
+        )
+        try:
+            self._pool.open(wait=True, timeout=_OPEN_TIMEOUT)
+        except PoolTimeout as exc:
+            self._pool.close(timeout=0)
+            message = f"cannot connect to PostgreSQL at {self._where}: {exc}"
+            raise StoreUnavailable(message) from None
+        try:
+            self._migrate()
+        except BaseException:
+            self._pool.close(timeout=0)
+            raise
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        if self.schema:
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; driver errors become accord's (and never leak psycopg's)."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (
+            psycopg.errors.SerializationFailure,
+            psycopg.errors.DeadlockDetected,
+            psycopg.errors.UniqueViolation,
+        ) as exc:
+            raise ConcurrencyError(f"another writer got there first: {exc}") from None
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise StoreUnavailable(f"PostgreSQL at {self._where} is unavailable: {exc}") from None
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL at {self._where}: {exc}") from None
+
+    def _rows(self, query: str | sql.Composed, args: Sequence[Any] = ()) -> list[Any]:
+        with self._conn() as conn:
+            return conn.execute(query, args).fetchall()  # type: ignore[arg-type]
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        # Replicas starting together must not race: one migrates, the others wait and see it.
+        lock = zlib.crc32(f"accord.migrate:{self.schema or ''}".encode())
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            if self.schema:
+                ident = sql.Identifier(self.schema)
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+                conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(ident))
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+            current = (row[0] if row else None) or 0
+            for number, statements in MIGRATIONS:
+                if number <= current:
+                    continue
+                for statement in statements:
+                    conn.execute(_ddl(statement))  # type: ignore[arg-type]
+                conn.execute("INSERT INTO schema_version VALUES (%s)", (number,))
+
+    def schema_version(self) -> int:
+        return int(self._rows("SELECT max(version) FROM schema_version")[0][0] or 0)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- definitions ----------------------------------------------------------------------------
+
+    def put_definition(self, key: str, name: str, source: str, at: float) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO definitions VALUES (%s,%s,%s,%s) ON CONFLICT (key) DO UPDATE SET "
+                "name = excluded.name, source = excluded.source",
+                (key, name, source, at),
+            )
+
+    def definitions(self) -> list[tuple[str, str, str]]:
+        rows = self._rows('SELECT key, name, source FROM definitions ORDER BY key COLLATE "C"')
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # -- cases ----------------------------------------------------------------------------------
+
+    def load_case(self, case_id: str) -> tuple[CaseState, int] | None:
+        rows = self._rows("SELECT state, version FROM cases WHERE id = %s", (case_id,))
+        if not rows:
+            return None
+        return state_from_json(rows[0][0]), int(rows[0][1])
+
+    def load_cases(self, case_ids: Sequence[str]) -> dict[str, tuple[CaseState, int]]:
+        if not case_ids:
+            return {}
+        rows = self._rows(
+            "SELECT id, state, version FROM cases WHERE id = ANY(%s)", (list(case_ids),)
+        )
+        return {r[0]: (state_from_json(r[1]), int(r[2])) for r in rows}
+
+    def commit(self, writes: list[CaseWrite], at: float) -> list[int]:
+        if not writes:
+            return []
+        # Lock case rows in one global order so that two overlapping batches wait for each
+        # other instead of deadlocking.
+        ordered = sorted(writes, key=lambda w: w.state.case_id)
+        new = [w for w in ordered if w.expected_version is None]
+        old = [w for w in ordered if w.expected_version is not None]
+        with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
+            if new:
+                cur.execute(_INSERT_CASES, (at, *_case_columns(new, with_process=True)))
+                if cur.rowcount != len(new):
+                    raise ConcurrencyError("a case in this batch already exists")
+            if old:
+                cols = _case_columns(old, with_process=False)
+                expected = [w.expected_version for w in old]
+                cur.execute(_UPDATE_CASES, (at, cols[0], expected, *cols[1:]))
+                if cur.rowcount != len(old):
+                    raise ConcurrencyError("a case in this batch changed under this writer")
+            events = [e for w in writes for e in w.events]
+            if events:
+                cur.execute(_INSERT_EVENTS, _event_columns(events))
+            tasks = [(w.state, t) for w in ordered for t in w.tasks.values()]
+            if tasks:
+                cur.execute(_UPSERT_TASKS, _task_columns(tasks))
+            cleared = [t for w in ordered for t in w.timers_cleared]
+            if cleared:
+                cur.execute("DELETE FROM timers WHERE id = ANY(%s)", (cleared,))
+            timers = [(tid, w.state.case_id, due) for w in ordered for tid, due in
+                      w.timers_set.items()]  # fmt: skip
+            if timers:
+                cur.execute(_UPSERT_TIMERS, [list(c) for c in zip(*timers, strict=True)])
+        return [1 if w.expected_version is None else w.expected_version + 1 for w in writes]
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def events(
+        self, case_id: str | None = None, after: int = 0, limit: int | None = None
+    ) -> Iterator[tuple[int, Event]]:
+        # Read in pages so that no connection is held while the caller iterates.
+        page = 5000
+        left = limit
+        while left is None or left > 0:
+            n = page if left is None else min(page, left)
+            query = f"SELECT {_EVENT_COLS} FROM events WHERE pos > %s"
+            args: list[Any] = [after]
+            if case_id is not None:
+                query += " AND case_id = %s"
+                args.append(case_id)
+            query += " ORDER BY pos LIMIT %s"
+            args.append(n)
+            rows = self._rows(query, args)
+            for r in rows:
+                yield int(r[0]), _event(r)
+            if len(rows) < n:
+                return
+            after = int(rows[-1][0])
+            if left is not None:
+                left -= len(rows)
+
+    def tasks(
+        self,
+        *,
+        team: str | None = None,
+        assignee: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        case_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[TaskRow]:
+        where, args = [], []
+        for col, val in (
+            ("team", team),
+            ("assignee", assignee),
+            ("status", status),
+            ("kind", kind),
+            ("case_id", case_id),
+        ):
+            if val is not None:
+                where.append(f"{col} = %s")
+                args.append(val)
+        query = f"SELECT {_TASK_COLS} FROM tasks"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += ' ORDER BY ready_at, id COLLATE "C"'
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return [_task_row(r) for r in self._rows(query, args)]
+
+    def cases(self, status: str | None = None, limit: int | None = None) -> list[CaseRow]:
+        query = "SELECT id, process, status, started_at, ended_at, updated_at, incident FROM cases"
+        args: list[Any] = []
+        if status is not None:
+            query += " WHERE status = %s"
+            args.append(status)
+        query += ' ORDER BY started_at, id COLLATE "C"'
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return [CaseRow(*r) for r in self._rows(query, args)]
+
+    def count_cases(self) -> dict[str, int]:
+        rows = self._rows("SELECT status, count(*) FROM cases GROUP BY status")
+        return {r[0]: int(r[1]) for r in rows}
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    def due_timers(self, now: float, limit: int = 1000) -> list[tuple[str, str, float]]:
+        rows = self._rows(
+            'SELECT id, case_id, due FROM timers WHERE due <= %s ORDER BY due, id COLLATE "C" '
+            "LIMIT %s",
+            (now, limit),
+        )
+        return [(r[0], r[1], float(r[2])) for r in rows]
+
+    def delete_timers(self, timer_ids: list[str]) -> None:
+        if timer_ids:
+            with self._conn() as conn:
+                conn.execute("DELETE FROM timers WHERE id = ANY(%s)", (list(timer_ids),))
+
+    def next_timer(self) -> float | None:
+        value = self._rows("SELECT min(due) FROM timers")[0][0]
+        return None if value is None else float(value)
+
+    # -- leases and replicas --------------------------------------------------------------------
+
+    def lease_tasks(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        limit: int,
+        *,
+        kind: str = "automated",
+        teams: Sequence[str] | None = None,
+    ) -> list[TaskRow]:
+        team_filter = "" if teams is None else "AND t.team = ANY(%(teams)s)"
+        query = f"""
+            UPDATE tasks SET lease_owner = %(owner)s, lease_until = %(until)s
+            WHERE id IN (
+                SELECT t.id FROM tasks t JOIN cases c ON c.id = t.case_id
+                WHERE t.kind = %(kind)s AND t.status = 'ready' AND c.status = 'running'
+                  AND (t.lease_until IS NULL OR t.lease_until <= %(now)s) {team_filter}
+                ORDER BY t.ready_at, t.id LIMIT %(limit)s
+                FOR UPDATE OF t SKIP LOCKED)
+            RETURNING {_TASK_COLS}"""
+        args = {"owner": owner, "until": until, "kind": kind, "now": now, "limit": limit,
+                "teams": list(teams or ())}  # fmt: skip
+        with self._conn() as conn:
+            rows = conn.execute(query, args).fetchall()  # type: ignore[arg-type]
+        return sorted((_task_row(r) for r in rows), key=lambda r: (r.ready_at, r.id))
+
+    def lease_timers(
+        self, owner: str, now: float, until: float, limit: int
+    ) -> list[tuple[str, str, float]]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                """UPDATE timers SET lease_owner = %s, lease_until = %s
+                   WHERE id IN (
+                       SELECT id FROM timers
+                       WHERE due <= %s AND (lease_until IS NULL OR lease_until <= %s)
+                       ORDER BY due, id LIMIT %s FOR UPDATE SKIP LOCKED)
+                   RETURNING id, case_id, due""",
+                (owner, until, now, now, limit),
+            ).fetchall()
+        return sorted(((r[0], r[1], float(r[2])) for r in rows), key=lambda t: (t[2], t[0]))
+
+    def release_leases(self, owner: str) -> int:
+        n = 0
+        with self._conn() as conn:
+            for table in ("tasks", "timers"):
+                cur = conn.execute(
+                    sql.SQL(
+                        "UPDATE {} SET lease_owner = NULL, lease_until = NULL "
+                        "WHERE lease_owner = %s"
+                    ).format(sql.Identifier(table)),
+                    (owner,),
+                )
+                n += cur.rowcount
+        return n
+
+    def member_loads(self, members: Sequence[str]) -> dict[str, int]:
+        if not members:
+            return {}
+        rows = self._rows(
+            "SELECT assignee, count(*) FROM tasks WHERE status = 'claimed' "
+            "AND assignee = ANY(%s) GROUP BY assignee",
+            (list(members),),
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def heartbeat(self, replica: ReplicaRow) -> None:
+        r = replica
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO replicas VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO UPDATE "
+                "SET seen_at = excluded.seen_at, state = excluded.state, info = excluded.info",
+                (r.id, r.role, r.host, r.pid, r.started_at, r.seen_at, r.state,
+                 orjson.dumps(r.info).decode()),
+            )  # fmt: skip
+
+    def replicas(self) -> list[ReplicaRow]:
+        rows = self._rows(
+            "SELECT id, role, host, pid, started_at, seen_at, state, info::text FROM replicas "
+            'ORDER BY started_at, id COLLATE "C"'
+        )
+        return [ReplicaRow(*r[:7], info=orjson.loads(r[7])) for r in rows]
+
+    def forget_replica(self, replica_id: str) -> None:
+        with self._conn() as conn:
+            conn.execute("DELETE FROM replicas WHERE id = %s", (replica_id,))
+
+    # -- effects and meta -----------------------------------------------------------------------
+
+    def record_effect(self, key: str, kind: str, value: str, at: float) -> bool:
+        with self._conn() as conn:
+            cur = conn.execute(
+                "INSERT INTO effects VALUES (%s,%s,%s,%s) ON CONFLICT DO NOTHING",
+                (key, kind, value, at),
+            )
+            return cur.rowcount == 1
+
+    def effects(self, kind: str | None = None) -> list[tuple[str, str, str]]:
+        query = "SELECT key, kind, value FROM effects"
+        args: list[Any] = []
+        if kind is not None:
+            query += " WHERE kind = %s"
+            args.append(kind)
+        query += ' ORDER BY at, key COLLATE "C", kind COLLATE "C"'
+        return [(r[0], r[1], r[2]) for r in self._rows(query, args)]
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = %s", (key,))
+        return None if not rows else str(rows[0][0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE "
+                "SET value = excluded.value",
+                (key, value),
+            )
+
+
+def drop_schema(url: str) -> None:
+    """Drop the schema a store URL names, with everything in it (tests and tear-down tools)."""
+    conninfo, schema, _ = parse_url(url)
+    if not schema:
+        raise StoreError(f"{url!r} names no schema; refusing to drop the default one")
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _case_columns(writes: list[CaseWrite], *, with_process: bool) -> list[list[Any]]:
+    ids, process, status, state, started, ended, incident = [], [], [], [], [], [], []
+    for w in writes:
+        s = w.state
+        ids.append(s.case_id)
+        process.append(s.process)
+        status.append(s.status.value)
+        state.append(s.to_json())
+        started.append(s.started_at)
+        ended.append(s.ended_at)
+        incident.append(orjson.dumps(s.incident).decode() if s.incident else None)
+    if with_process:
+        return [ids, process, status, state, started, ended, incident]
+    return [ids, status, state, ended, incident]
+
+
+def _event_columns(events: list[Event]) -> list[list[Any]]:
+    return [list(c) for c in zip(*(
+        (e.id, e.case, e.seq, e.type.value, e.at, e.process, e.step, e.team, e.actor, e.task,
+         orjson.dumps(e.data).decode(), e.causation, e.source)
+        for e in events
+    ), strict=True)]  # fmt: skip
+
+
+def _task_columns(tasks: list[tuple[CaseState, Any]]) -> list[list[Any]]:
+    return [list(c) for c in zip(*(
+        (t.id, s.case_id, s.process, t.step, t.kind.value, t.team, t.role, t.status.value,
+         t.assignee, t.ready_at, t.claimed_at, t.attempt, int(t.hub))
+        for s, t in tasks
+    ), strict=True)]  # fmt: skip
+
+
+def _task_row(r: Any) -> TaskRow:
+    return TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                   bool(r[12]))  # fmt: skip
+
+
+def _event(r: Any) -> Event:
+    return Event(
+        id=r[1],
+        type=EventType(r[4]),
+        case=r[2],
+        seq=r[3],
+        at=r[5],
+        process=r[6],
+        step=r[7],
+        team=r[8],
+        actor=r[9],
+        task=r[10],
+        data=orjson.loads(r[11]),
+        causation=r[12],
+        source=r[13],
+    )
