@@ -24,6 +24,7 @@ from accord.kernel import (
     RetryTask,
     RunHandler,
     ScheduleTimer,
+    Scope,
     StartCase,
     TaskStatus,
     TimerKind,
@@ -1484,38 +1485,43 @@ HUB = """
 """
 
 
+def test_without_a_scope_the_hub_runs_every_step() -> None:
+    # `accord run --mode central`: the engine is the hub for every step, whatever its mark
+    c = Case(build(HUB, header="mode: local\n"), {"amount": 1})
+    for step in ["a", "b", "c"]:
+        assert c.task(step).hub is True
+        c.complete(step)
+    assert c.task("d").hub is True
+
+
+def _hybrid(data: dict[str, int]) -> list[bool]:
+    """Run the HUB process as one team's node in a hybrid run; return each task's hub flag."""
+    d = build(HUB)
+    scope = Scope("ops", initiator="ops", hub_steps=frozenset({"d"}), hybrid=True)
+    state = advance(d, None, StartCase(0.0, "x", "c1", dict(data)), scope).state
+    flags = []
+    for step in ["a", "b", "c", "d"]:
+        task = state.tasks[f"c1:{step}:1"]
+        flags.append(task.hub)
+        state = advance(d, state, CompleteTask(1.0, None, task.id, {}), scope).state
+    return flags
+
+
 @pytest.mark.parametrize(
     ("data", "b_hub"),
     [({"amount": 20000}, True), ({"amount": 500}, False), ({}, True)],
 )
-def test_hub_flag_in_a_central_process(data: dict[str, int], b_hub: bool) -> None:
-    c = Case(build(HUB), data)
-    assert c.task("a").hub is True
-    c.complete("a")
-    b = c.task("b")
-    assert b.hub is b_hub
-    assert c.last.events[-1].data["hub"] is b_hub
-    assert OfferTask(b.id, "b", "ops", None, b_hub) in c.last.commands
-    c.complete("b")
-    assert c.task("c").hub is False
-    c.complete("c")
-    assert c.task("d").hub is True
-
-
-def test_hub_flag_in_a_local_process() -> None:
-    c = Case(build(HUB, header="mode: local\n"), {"amount": 1})
-    assert c.task("a").hub is False
-    c.complete("a")
-    assert c.task("b").hub is False
-    c.complete("b")
-    c.complete("c")
-    assert c.task("d").hub is True  # the step's own mode wins
+def test_hub_criteria_in_a_hybrid_run(data: dict[str, int], b_hub: bool) -> None:
+    # a: local; b: local unless its criteria hold (or cannot be told); c: local; d: marked central
+    assert _hybrid(data) == [False, b_hub, False, True]
 
 
 def test_require_hub_when_sees_data_written_by_earlier_steps() -> None:
-    c = Case(build(HUB, header="mode: local\n"))
-    c.complete("a", {"amount": 50000})
-    assert c.task("b").hub is True
+    d = build(HUB)
+    scope = Scope("ops", initiator="ops", hybrid=True)
+    state = advance(d, None, StartCase(0.0, "x", "c1", {}), scope).state
+    state = advance(d, state, CompleteTask(1.0, None, "c1:a:1", {"amount": 50000}), scope).state
+    assert state.tasks["c1:b:1"].hub is True
 
 
 # -- the input state is never changed ---------------------------------------------------------

@@ -24,6 +24,13 @@ def quantile(values: list[float], q: float) -> float | None:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+def _pop_handoffs(handoff_at: dict[Any, list[float]], e: Event) -> list[float]:
+    """Handoffs that led to this task: by its id, else by its case and step."""
+    found = handoff_at.pop(e.task, [])
+    found += handoff_at.pop((e.case, e.step), [])
+    return found
+
+
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
@@ -40,7 +47,11 @@ def summarize(events: Iterable[Event], mode: str = "central") -> dict[str, Any]:
     waits: dict[str, list[float]] = defaultdict(list)
     works: dict[str, list[float]] = defaultdict(list)
     completed: dict[str, int] = defaultdict(int)
-    handoff_at: dict[str, list[float]] = defaultdict(list)
+    # a handoff names the task it leads to (central), or only the case and step (a team node
+    # hands off before the next team has created its task)
+    handoff_at: dict[Any, list[float]] = defaultdict(list)
+    hub_assignments = 0
+    gateway_decisions = 0
     handoff_latency: list[float] = []
     handoffs = 0
     team_tasks: dict[str, int] = defaultdict(int)
@@ -70,12 +81,14 @@ def summarize(events: Iterable[Event], mode: str = "central") -> dict[str, Any]:
             team_of[e.task] = e.team
         elif t is EventType.TASK_CLAIMED and e.task:
             claimed_at[e.task] = e.at
+            if e.actor and e.actor.startswith("hub"):
+                hub_assignments += 1
             if e.task in ready_at:
                 w = e.at - ready_at[e.task]
                 waits[step_of.get(e.task, e.step or "")].append(w)
                 if e.team:
                     team_wait[e.team].append(w)
-            for h in handoff_at.pop(e.task, ()):
+            for h in _pop_handoffs(handoff_at, e):
                 handoff_latency.append(e.at - h)
         elif t is EventType.TASK_COMPLETED and e.task:
             step = e.step or ""
@@ -87,11 +100,14 @@ def summarize(events: Iterable[Event], mode: str = "central") -> dict[str, Any]:
                 team_work[e.team] += e.at - begin
             if e.task not in claimed_at and e.task in ready_at:
                 waits[step].append(begin - ready_at[e.task])
-                for h in handoff_at.pop(e.task, ()):
+                for h in _pop_handoffs(handoff_at, e):
                     handoff_latency.append(e.at - h)
-        elif t is EventType.HANDOFF and e.task:
+        elif t is EventType.HANDOFF:
             handoffs += 1
-            handoff_at[e.task].append(e.at)
+            key = e.task if e.task else (e.case, e.data.get("to_step") or e.step)
+            handoff_at[key].append(e.at)
+        elif t is EventType.GATEWAY_DECIDED:
+            gateway_decisions += 1
         elif t is EventType.SLA_BREACHED:
             sla += 1
         elif t is EventType.TASK_ESCALATED:
@@ -130,6 +146,8 @@ def summarize(events: Iterable[Event], mode: str = "central") -> dict[str, Any]:
         "cycle_time_p95_s": _r(quantile(cycles, 0.95)),
         "cycle_time_mean_s": _r(sum(cycles) / len(cycles)) if cycles else None,
         "handoffs": handoffs,
+        "hub_assignments": hub_assignments,
+        "gateway_decisions": gateway_decisions,
         "handoff_latency_p50_s": _r(quantile(handoff_latency, 0.5)),
         "handoff_latency_p95_s": _r(quantile(handoff_latency, 0.95)),
         "throughput_per_day": round(len(ended) / span * 86400.0, 3) if span > 0 else None,

@@ -76,10 +76,11 @@ def simulate(
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Run a simulation with a progress bar on stderr (see accord.sim.session.simulate)."""
+    from accord.sim.session import MODES
     from accord.sim.session import simulate as run_simulation
 
-    if mode != "central":
-        _fail(f"mode {mode!r} is not available in this version (only 'central' runs here)", 2)
+    if mode not in MODES:
+        _fail(f"mode {mode!r} is not available (modes: {', '.join(MODES)})", 2)
     if cases < 1:
         _fail("--cases must be at least 1", 2)
     with _progress(show_progress) as bar:
@@ -142,7 +143,9 @@ def _print_summary(s: dict[str, Any], title: str) -> None:
 def run(  # noqa: PLR0917 - typer maps each parameter to an option
     file: Annotated[Path, typer.Argument(help="Process definition (YAML).")],
     cases: Annotated[int, typer.Option("--cases", "-n", help="How many cases to run.")] = 100,
-    mode: Annotated[str, typer.Option(help="central (choreo and hybrid: coming).")] = "central",
+    mode: Annotated[
+        str, typer.Option(help="central (one hub) or choreo (a node per team).")
+    ] = "central",
     seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same numbers.")] = 0,
     db: Annotated[
         str | None, typer.Option(help="SQLite file to keep the run in (resumes if it exists).")

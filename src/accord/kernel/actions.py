@@ -137,6 +137,7 @@ class ArriveToken(Action):
     origin: tuple[str, ...] = ()
     weight: str = "1"
     data: dict[str, Any] = field(default_factory=dict)
+    msg_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,45 @@ class Announce(Action):
     case_id: str = ""
     join: str = ""
     flows: tuple[str, ...] = ()
+    msg_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectHandoff(Action):
+    """Choreography: a handoff failed the receiving team's checks (its data contract); record
+    the refusal so the sender hears of it. Nothing moves here."""
+
+    case_id: str = ""
+    flow: str = ""
+    from_team: str = ""
+    from_step: str = ""
+    weight: str = "1"
+    errors: tuple[str, ...] = ()
+    msg_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnToken(Action):
+    """Choreography: a handoff this team sent was refused; the work comes back to ``step``
+    (a bounced task) so that someone can correct it."""
+
+    step: str = ""
+    weight: str = "1"
+    reason: str = ""
+    msg_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EndBranch(Action):
+    """Choreography, at the initiating team: another team reports a branch that ended.
+
+    When the ended shares add up to the whole case (or a branch ended at a terminate end), the
+    case is complete."""
+
+    weight: str = "1"
+    terminate: bool = False
+    team: str = ""
+    msg_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +195,7 @@ class CloseCase(Action):
 
     outcome: str = "completed"
     reason: str = ""
+    msg_id: str = ""
 
 
 AnyAction = (
@@ -173,5 +214,8 @@ AnyAction = (
     | RetryTask
     | ArriveToken
     | Announce
+    | RejectHandoff
+    | ReturnToken
+    | EndBranch
     | CloseCase
 )

@@ -37,15 +37,18 @@ from accord.kernel.actions import (
     ClaimTask,
     CloseCase,
     CompleteTask,
+    EndBranch,
     FailTask,
     FireTimer,
     PauseCase,
     ReassignTask,
     ReceiveMessage,
+    RejectHandoff,
     ReleaseTask,
     RerouteCase,
     ResumeCase,
     RetryTask,
+    ReturnToken,
     StartCase,
 )
 from accord.kernel.commands import (
@@ -71,7 +74,6 @@ from accord.model.types import (
     APPROVAL_OUTCOMES,
     ErrorAction,
     Flow,
-    Mode,
     ProcessDefinition,
     StepKind,
 )
@@ -141,7 +143,7 @@ def advance(
         if state is not None:
             raise ConflictError(f"case {action.case_id!r} already exists")
         return _Step(d, _new_state(d, action), action, scope).start()
-    if state is None and isinstance(action, ArriveToken | Announce) and scope is not None:
+    if state is None and isinstance(action, ArriveToken | Announce | RejectHandoff) and scope:
         # a team node first hears of a case through a handoff or an announcement
         check_data(getattr(action, "data", {}), "handoff data")
         state = CaseState(action.case_id, d.key, CaseStatus.RUNNING, action.at)
@@ -149,7 +151,12 @@ def advance(
         raise NotFound("no such case")
     if state.process != d.key:
         raise ConflictError(f"case {state.case_id} runs {state.process}, not {d.key}")
+    msg_id = getattr(action, "msg_id", "")
+    if msg_id and msg_id in state.consumed:
+        return Transition(state, [], [])  # delivered again: acted on once already
     step = _Step(d, state.copy(), action, scope)
+    if msg_id:
+        step.s.consumed.append(msg_id)
     return step.run()
 
 
@@ -285,6 +292,9 @@ class _Step:
             ArriveToken: self.arrive,
             Announce: self.announce,
             CloseCase: self.close,
+            EndBranch: self.end_branch,
+            RejectHandoff: self.reject_handoff,
+            ReturnToken: self.return_token,
         }[type(a)]
         handler()
         if self.s.status in (CaseStatus.RUNNING, CaseStatus.PAUSED):
@@ -648,6 +658,53 @@ class _Step:
         self.s.expect.setdefault(a.join, []).append(sorted(a.flows))
         self.propagate([])
 
+    def reject_handoff(self) -> None:
+        a = self.a
+        assert isinstance(a, RejectHandoff)
+        self.emit(
+            EventType.HANDOFF_REJECTED,
+            step=a.from_step or None,
+            team=a.from_team,
+            data={
+                "flow": a.flow,
+                "from_team": a.from_team,
+                "from_step": a.from_step,
+                "by_team": self.scope.team if self.scope else None,
+                "weight": a.weight,
+                "errors": list(a.errors),
+            },
+        )
+
+    def return_token(self) -> None:
+        a = self.a
+        assert isinstance(a, ReturnToken)
+        if a.step not in self.d.steps:
+            raise NotFound(f"no step {a.step!r} in {self.d.key}")
+        self.require_running("take back a refused handoff")
+        self.propagate([], enter=[(a.step, Token((), a.weight))])
+
+    def end_branch(self) -> None:
+        a = self.a
+        assert isinstance(a, EndBranch)
+        if self.scope is None or not self.scope.keeps_ledger:
+            raise TaskStateError("only the initiating team keeps the ledger of ended branches")
+        if a.terminate:
+            self.withdraw_all()
+            self.terminated = True
+        self.tally(a.weight, a.terminate)
+
+    def tally(self, weight: str, terminate: bool) -> None:
+        """Add an ended branch to the ledger; the whole case ended when the shares reach 1."""
+        total = Fraction(self.s.ended_weight) + Fraction(weight)
+        self.s.ended_weight = str(total)
+        if (total >= 1 or terminate) and not self.s.status.ended:
+            self.s.status = CaseStatus.COMPLETED
+            self.s.ended_at = self.at
+            self.emit(
+                EventType.CASE_COMPLETED,
+                data={"cycle_s": self.at - self.s.started_at, "terminated": terminate},
+            )
+
     def close(self) -> None:
         a = self.a
         assert isinstance(a, CloseCase)
@@ -884,11 +941,14 @@ class _Step:
                 self.emit(
                     EventType.BRANCH_ENDED,
                     step=node,
+                    team=self.scope.team,
                     data={"weight": tok.weight, "terminate": step.terminate},
                 )
             if step.terminate:
                 self.withdraw_all()
                 self.terminated = True
+            if self.scope is not None and self.scope.keeps_ledger:
+                self.tally(tok.weight, step.terminate)
         else:
             self.create_task(node, tok)
 
@@ -987,10 +1047,13 @@ class _Step:
         visit = self.s.visits.get(node, 0) + 1
         self.s.visits[node] = visit
         tid = f"{self.s.case_id}:{node}:{visit}"
-        hub = self.d.mode_of(node) is Mode.CENTRAL
-        if not hub and step.require_hub_when is not None:
+        # Without a scope the hub runs everything. A team node sends a step to the hub only
+        # in hybrid runs: steps marked central, and steps whose hub criteria hold now.
+        hub = self.scope is None or node in self.scope.hub_steps
+        criteria = step.require_hub_when
+        if not hub and self.scope is not None and self.scope.hybrid and criteria is not None:
             try:
-                hub = step.require_hub_when.test(self.s.data)
+                hub = criteria.test(self.s.data)
             except ExpressionError:
                 hub = True  # cannot tell: the hub is the safe place for it
         origin = tok.origin

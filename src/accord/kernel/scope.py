@@ -23,9 +23,17 @@ class Scope:
     """
 
     team: str
+    initiator: str = ""
     owner: Mapping[str, str] = field(default_factory=dict)
     work_after: Mapping[str, str] = field(default_factory=dict)
     matches: Mapping[str, tuple[str, Mapping[str, str]]] = field(default_factory=dict)
+    hub_steps: frozenset[str] = frozenset()
+    hybrid: bool = False
+
+    @property
+    def keeps_ledger(self) -> bool:
+        """The initiating team adds up the branches that ended and declares the case done."""
+        return self.team == self.initiator
 
     def elsewhere(self, node: str) -> bool:
         """Whether a token arriving at ``node`` belongs to another team."""

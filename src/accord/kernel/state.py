@@ -126,6 +126,11 @@ class CaseState:
     # Choreography only: the incoming flows each inclusive join was told to expect, oldest first
     # (announced by the team that decided the matching split).
     expect: dict[str, list[list[str]]] = field(default_factory=dict)
+    # Choreography only: ids of the events this team already acted on (its inbox), kept in the
+    # case's own row so that acting on an event and remembering it commit together.
+    consumed: list[str] = field(default_factory=list)
+    # Choreography, initiating team only: the share of the case whose branches have ended.
+    ended_weight: str = "0"
 
     def copy(self) -> CaseState:
         """A copy whose containers may be changed without touching this one."""
@@ -138,7 +143,8 @@ class CaseState:
             parked=list(self.parked),
             deferred=list(self.deferred),
             expect={g: [list(x) for x in v] for g, v in self.expect.items()},
-        )
+            consumed=list(self.consumed),
+        )  # ended_weight is immutable text: replace() keeps it
 
     def active_tasks(self) -> list[Task]:
         """Tasks that still hold a token, in creation order."""
@@ -185,6 +191,8 @@ def state_from_json(raw: bytes | str) -> CaseState:
         counter=d["counter"],
         ended_at=d["ended_at"],
         expect=d.get("expect") or {},
+        consumed=d.get("consumed") or [],
+        ended_weight=d.get("ended_weight") or "0",
     )
 
 

@@ -25,7 +25,9 @@ from accord.errors import AccordError, CaseError, ContractViolation
 from accord.events import Event, EventType
 from accord.model.types import Member, ProcessDefinition, StepKind, Team
 from accord.sim.calendar import add_working, next_open
+from accord.sim.hub import HubDesk
 from accord.sim.scenario import Scenario
+from accord.sim.worlds import CentralWorld, World
 
 MAX_VIRTUAL_DAYS = 3650.0
 OPERATOR_RESPONSE_S = 3600.0  # how long the synthetic operator takes to act on an incident
@@ -83,7 +85,7 @@ class Simulation:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | World,
         definition: ProcessDefinition,
         scenario: Scenario,
         clock: VirtualClock,
@@ -93,7 +95,8 @@ class Simulation:
         progress: Progress | None = None,
         prefix: str = "case",
     ) -> None:
-        self.engine = engine
+        self.world = engine if isinstance(engine, World) else CentralWorld(engine, definition.id)
+        self.engine = self.world.main
         self.d = definition
         self.sc = scenario
         self.clock = clock
@@ -121,7 +124,11 @@ class Simulation:
         self.started = 0
         self.operator_visits: dict[str, int] = {}
         self.contract_violations = 0
-        engine.listeners.append(self._on_events)
+        self.task_team: dict[str, str] = {}
+        self.hub = HubDesk(self, scenario.hub) if scenario.hub is not None else None
+        for e in self.world.distinct():
+            e.listeners.append(self._on_events)
+        self.world.attach(self)
 
     # -- scheduling -----------------------------------------------------------------------------
 
@@ -151,18 +158,22 @@ class Simulation:
             events, self.inbox = self.inbox, []
             for e in events:
                 self._react(e)
-        while self.engine.jobs:
-            case_id, job = self.engine.take_job()
-            r = self.rng("auto", job.task_id, job.attempt)
-            duration = self.sc.step(job.step).duration.sample(r)
-            self.at(self.clock.now() + duration, "handler", (case_id, job))
-        nxt = self.engine.next_timer()
+        for engine in self.world.distinct():
+            while engine.jobs:
+                case_id, job = engine.take_job()
+                r = self.rng("auto", job.task_id, job.attempt)
+                duration = self.sc.step(job.step).duration.sample(r)
+                self.at(self.clock.now() + duration, "handler", (engine, case_id, job))
+        dues = [n for e in self.world.distinct() if (n := e.next_timer()) is not None]
+        nxt = min(dues) if dues else None
         if nxt is not None and (self.timer_wake is None or nxt < self.timer_wake):
             self.timer_wake = nxt
             self.at(nxt, "timers")
 
     def _react(self, e: Event) -> None:
         t = e.type
+        if e.task and e.team and t in (EventType.TASK_READY, EventType.TASK_ESCALATED):
+            self.task_team[e.task] = e.team
         if t in (EventType.CASE_COMPLETED, EventType.CASE_CANCELLED):
             self.ended += 1
             if t is EventType.CASE_COMPLETED:
@@ -187,12 +198,18 @@ class Simulation:
             team = self.d.teams.get(e.team)
             human = step is not None and step.kind.is_work and step.kind is not StepKind.AUTOMATED
             pulls = team is not None and team.assignment == "pull"
-            if human and kind != "automated" and (pulls or not e.data.get("hub", True)):
+            hub = bool(e.data.get("hub", True))
+            if human and kind != "automated" and (pulls or not hub):
                 self._pool(e.team, e.task)
+            elif human and kind != "automated" and self.hub is not None:
+                self.hub.offer(e.task, e.team)
         elif t is EventType.TASK_RELEASED and e.task and e.team:
             self._pool(e.team, e.task)
         elif t is EventType.CASE_PAUSED and e.data.get("reason") == "incident":
-            self.at(self.clock.now() + OPERATOR_RESPONSE_S, "operator", (e.case, e.data))
+            engine = self.world.engine_for_event(e)
+            self.at(self.clock.now() + OPERATOR_RESPONSE_S, "operator", (engine, e.case, e.data))
+        if self.hub is not None and t in _FREES and e.team:
+            self.hub.freed(e.team)
 
     def _pool(self, team: str, task: str) -> None:
         if team in self.pool:
@@ -207,7 +224,9 @@ class Simulation:
         q = self.queue[member]
         while q:
             task_id = q.popleft()
-            row = self.engine.tasks(status="claimed", assignee=member, case_id=_case(task_id))
+            row = self.engine_of(task_id).tasks(
+                status="claimed", assignee=member, case_id=_case(task_id)
+            )
             if not any(r.id == task_id for r in row):
                 continue  # withdrawn, escalated or reassigned meanwhile
             step = next(r.step for r in row if r.id == task_id)
@@ -221,11 +240,12 @@ class Simulation:
 
     def _finish(self, member: str, task_id: str, step_id: str) -> None:
         self.busy[member] = None
+        engine = self.engine_of(task_id)
         step = self.d.steps[step_id]
         spec = self.sc.step(step_id)
         r = self.rng("data", task_id)
         if spec.fail_rate and r.random() < spec.fail_rate:
-            self._call(lambda: self.engine.fail(task_id, member, "simulated failure"))
+            self._call(lambda: engine.fail(task_id, member, "simulated failure"))
         else:
             data = {k: g.sample(r) for k, g in spec.data.items()}
             for name in step.outputs:
@@ -233,7 +253,7 @@ class Simulation:
                     data[name] = _synth(name, step.contract, r)
             decisions = self._decisions(r)
             try:
-                self.engine.complete(task_id, member, data, decisions=decisions)
+                engine.complete(task_id, member, data, decisions=decisions)
             except ContractViolation as exc:
                 # The scenario entered data the contract refuses: count it as a handoff error,
                 # then the member corrects it (data made from the contract) or gives up.
@@ -241,9 +261,9 @@ class Simulation:
                 reason = str(exc)
                 fixed = {**data, **{k: _synth(k, step.contract, r) for k in _fields(step.contract)}}
                 if not self._call(
-                    lambda: self.engine.complete(task_id, member, fixed, decisions=decisions)
+                    lambda: engine.complete(task_id, member, fixed, decisions=decisions)
                 ):
-                    self._call(lambda: self.engine.fail(task_id, member, reason, False))
+                    self._call(lambda: engine.fail(task_id, member, reason, False))
             except CaseError:
                 pass  # the world moved on (task withdrawn, case paused): a person shrugs
         self.at(self.clock.now(), "member", member)
@@ -279,7 +299,7 @@ class Simulation:
                 return
             while pool:
                 task_id = pool.popleft()
-                rows = self.engine.tasks(status="ready", case_id=_case(task_id))
+                rows = self.engine_of(task_id).tasks(status="ready", case_id=_case(task_id))
                 row = next((x for x in rows if x.id == task_id), None)
                 if row is None:
                     continue
@@ -289,28 +309,32 @@ class Simulation:
                 if self._claim(task_id, m.id):
                     break
 
-    def _operator(self, case_id: str, incident: dict[str, Any]) -> None:
+    def _operator(self, engine: Engine, case_id: str, incident: dict[str, Any]) -> None:
         """A synthetic operator: retry a failed task or resume; cancel after repeated incidents."""
         n = self.operator_visits.get(case_id, 0) + 1
         self.operator_visits[case_id] = n
         actor = "operator:sim"
         if n > OPERATOR_MAX_TRIES:
-            self._call(lambda: self.engine.cancel(case_id, "operator gave up", actor))
+            self._call(lambda: engine.cancel(case_id, "operator gave up", actor))
         elif incident.get("task"):
-            self._call(lambda: self.engine.retry(str(incident["task"]), actor))
+            self._call(lambda: engine.retry(str(incident["task"]), actor))
         else:
-            self._call(lambda: self.engine.resume(case_id, actor=actor))
+            self._call(lambda: engine.resume(case_id, actor=actor))
 
     def _claim(self, task_id: str, member: str) -> bool:
-        return self._call(lambda: self.engine.claim(task_id, member))
+        return self._call(lambda: self.engine_of(task_id).claim(task_id, member))
 
-    def _handler(self, case_id: str, job: Any) -> None:
-        result = self.engine.call_handler(case_id, job)
+    def engine_of(self, task_id: str) -> Engine:
+        """The engine that holds a task (the hub, or the node of the task's team)."""
+        return self.world.engine_for_team(self.task_team.get(task_id))
+
+    def _handler(self, engine: Engine, case_id: str, job: Any) -> None:
+        result = engine.call_handler(case_id, job)
         spec = self.sc.step(job.step)
         failed = self.rng("fail", job.task_id, job.attempt).random() < spec.fail_rate
         if result.error is None and failed:
             result = HandlerResult(job, case_id, error="simulated handler failure")
-        self._call(lambda: self.engine.apply_results([result]))
+        self._call(lambda: engine.apply_results([result]))
 
     def _call(self, fn: Callable[[], None]) -> bool:
         try:
@@ -359,7 +383,7 @@ class Simulation:
                 i = payload
                 cid = f"{self.prefix}-{i + 1:06d}"
                 with contextlib.suppress(AccordError):  # already started before a restart
-                    self.engine.start_case(self.d.id, {}, case_id=cid, actor="sim")
+                    self.world.start(cid)
                 if i + 1 < self.cases:
                     self.at(max(arrivals[i + 1], t), "arrival", i + 1)
             elif kind == "member":
@@ -374,7 +398,13 @@ class Simulation:
                 self._operator(*payload)
             elif kind == "timers":
                 self.timer_wake = None
-                self.engine.fire_due_timers()
+                for engine in self.world.distinct():
+                    engine.fire_due_timers()
+            elif kind == "deliver":
+                payload()
+            elif kind == "hub":
+                assert self.hub is not None
+                self.hub.decide(*payload)
             self._drain()
         open_cases = [
             c.id for c in self.engine.cases() if c.status not in ("completed", "cancelled")
@@ -405,3 +435,14 @@ def run_meta(d: ProcessDefinition, cases: int, seed: int, scenario_file: str | N
     return orjson.dumps(
         {"process": d.key, "cases": cases, "seed": seed, "scenario": scenario_file}
     ).decode()
+
+
+_FREES = frozenset(
+    {
+        EventType.TASK_COMPLETED,
+        EventType.TASK_FAILED,
+        EventType.TASK_RELEASED,
+        EventType.TASK_REASSIGNED,
+        EventType.TASK_CANCELLED,
+    }
+)

@@ -21,7 +21,8 @@ from accord.model.durations import parse_duration
 from accord.model.loader import parse_yaml, suggest
 from accord.model.types import ProcessDefinition, StepKind
 
-SCENARIO_KEYS = {"arrivals", "teams", "steps", "branches"}
+SCENARIO_KEYS = {"arrivals", "teams", "steps", "branches", "hub", "issues"}
+HUB_KEYS = {"coordinators", "decision", "hours", "days"}
 STEP_KEYS = {"duration", "data", "fail_rate"}
 TEAM_KEYS = {"size", "hours", "days"}
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -120,6 +121,16 @@ class TeamScenario:
 
 
 @dataclass(frozen=True, slots=True)
+class HubScenario:
+    """A coordinating team (a PMO, an onboarding coordinator) whose decision every central
+    assignment and handoff needs: finite people, each decision taking time."""
+
+    coordinators: int
+    decision: Dist
+    hours: TeamScenario
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A whole workload."""
 
@@ -128,6 +139,7 @@ class Scenario:
     teams: dict[str, TeamScenario]
     branches: dict[str, tuple[tuple[str, float], ...]]
     automated: frozenset[str] = frozenset()
+    hub: HubScenario | None = None
 
     def step(self, step_id: str) -> StepScenario:
         """A step's behaviour (defaults where the scenario is silent)."""
@@ -294,6 +306,42 @@ def _build(d: ProcessDefinition, raw: Any, file: str) -> Scenario:
         if pairs:
             branches[str(gid)] = tuple(pairs)
 
+    hub: HubScenario | None = None
+    hub_raw = raw.get("hub")
+    if hub_raw is not None:
+        if not isinstance(hub_raw, Mapping):
+            bad(
+                "hub",
+                "hub takes {coordinators: N, decision: DURATION-DIST, hours: ...}",
+                raw,
+                "hub",
+            )
+        else:
+            for key in hub_raw:
+                if key not in HUB_KEYS:
+                    bad("hub", f"unknown key {key!r}{suggest(key, HUB_KEYS)}", hub_raw, key)
+            n = hub_raw.get("coordinators", 1)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                bad("hub", "coordinators must be a whole number of at least 1", hub_raw)
+                n = 1
+            decision = Dist("exponential", 600.0)
+            if "decision" in hub_raw:
+                got = _dist(hub_raw["decision"], True, lambda m: bad("hub", m, hub_raw, "decision"))
+                decision = got or decision
+            open_s, close_s, days = 0.0, 86400.0, frozenset(range(7))
+            if hub_raw.get("hours") is not None:
+                try:
+                    open_s, close_s = _hours(str(hub_raw["hours"]))
+                    days = frozenset(range(5))
+                except ValueError as exc:
+                    bad("hub", str(exc), hub_raw, "hours")
+            if hub_raw.get("days") is not None:
+                try:
+                    days = _days(str(hub_raw["days"]))
+                except ValueError as exc:
+                    bad("hub", str(exc), hub_raw, "days")
+            hub = HubScenario(n, decision, TeamScenario(n, open_s, close_s, days))
+
     if problems:
         raise DefinitionError(problems)
     for s in d.steps.values():
@@ -303,7 +351,7 @@ def _build(d: ProcessDefinition, raw: Any, file: str) -> Scenario:
             gens["outcome"] = Generator("choice", (("approve", 0.9), ("rework", 0.1)))
             steps[s.id] = StepScenario(base.duration, gens, base.fail_rate)
     automated = frozenset(s.id for s in d.steps.values() if s.kind is StepKind.AUTOMATED)
-    return Scenario(interarrival, steps, teams, branches, automated)
+    return Scenario(interarrival, steps, teams, branches, automated, hub)
 
 
 def _seconds(value: Any, as_duration: bool) -> float:

@@ -1,0 +1,58 @@
+"""The bus seam: how team nodes, the board and the hub hear each other's events.
+
+Delivery is at-least-once everywhere: consumers make it exactly-once in effect by remembering
+the ids they acted on (a node keeps them with each case's state). Subjects are
+``accord.<process>.<event type>``; a subscription may end in ``>`` to take everything below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One delivered message. ``id`` is the publisher's id (the event id), used to dedupe."""
+
+    subject: str
+    data: bytes
+    id: str
+
+
+Handler = Callable[[Message], None]
+
+
+class Bus(Protocol):
+    """Implemented by every broker adapter; the contract tests run against each."""
+
+    url: str
+
+    def publish(self, subject: str, data: bytes, msg_id: str) -> None:
+        """Publish durably (returns once the broker has it)."""
+
+    def subscribe(self, subject: str, durable: str, handler: Handler) -> None:
+        """Deliver every message matching ``subject`` to ``handler``; ``durable`` names the
+        consumer so that a restarted subscriber resumes where it stopped."""
+
+    def close(self) -> None:
+        """Stop delivering and release the connection."""
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """NATS-style subject matching: ``*`` one token, ``>`` the rest."""
+    p_tokens = pattern.split(".")
+    s_tokens = subject.split(".")
+    for i, tok in enumerate(p_tokens):
+        if tok == ">":
+            return len(s_tokens) > i
+        if i >= len(s_tokens) or (tok != "*" and tok != s_tokens[i]):
+            return False
+    return len(p_tokens) == len(s_tokens)
+
+
+def subject_for(process: str, event_type: str) -> str:
+    """The subject an event of ``process`` (id or id@version) is published on."""
+    pid = process.split("@", 1)[0]
+    return f"accord.{pid}.{event_type}"

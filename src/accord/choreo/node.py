@@ -1,0 +1,243 @@
+"""A team's node: its own store, its own part of each case, and the bus. No hub, no global state.
+
+The node is an engine running the kernel in the team's scope. What it hears on the bus becomes
+kernel actions (a handoff arrives as a token, an announcement tells a join what to wait for, an
+ended branch goes to the initiating team's ledger); what it commits goes out on the bus from its
+event log, which doubles as the outbox: a relay publishes every event past a cursor kept in the
+same database, so a crash between commit and publish only means publishing again (and every
+receiver ignores an event id it has already acted on).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from accord.buses.base import Bus, Message, subject_for
+from accord.central.engine import Engine
+from accord.choreo.projection import Projection
+from accord.clock import Clock
+from accord.errors import AccordError, CaseError
+from accord.events import Event, EventType
+from accord.handlers import HandlerRegistry
+from accord.kernel import (
+    Announce,
+    AnyAction,
+    ArriveToken,
+    CloseCase,
+    EndBranch,
+    RejectHandoff,
+    ReturnToken,
+)
+from accord.kernel.graph import graph_of
+from accord.stores.base import Store
+
+log = logging.getLogger("accord.node")
+
+
+def sender_of(e: Event) -> str | None:
+    """The team whose node wrote an event (team nodes number events ``case#team#seq``)."""
+    parts = e.id.split("#")
+    return parts[1] if len(parts) == 3 else None
+
+
+class TeamNode:
+    """One team's runtime in a choreography."""
+
+    def __init__(
+        self,
+        projection: Projection,
+        team: str,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        handlers: HandlerRegistry | None = None,
+        bus: Bus | None = None,
+    ) -> None:
+        self.projection = projection
+        self.d = projection.definition
+        self.part = projection.part(team)
+        self.team = team
+        self.engine = Engine(
+            store,
+            [self.d],
+            clock=clock,
+            handlers=handlers,
+            scope=self.part.scope,
+            source=f"accord/node/{team}",
+        )
+        self.bus = bus
+        self._cursor_key = f"relay:{team}"
+        self.cursor = int(store.get_meta(self._cursor_key) or 0)
+        self.rejected = 0
+        self.handled = 0
+        self._relaying = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def is_initiator(self) -> bool:
+        """Whether this team starts cases (and keeps their ledgers)."""
+        return self.team == self.projection.initiator
+
+    def attach(self, bus: Bus) -> None:
+        """Subscribe to the process's events (durable per team) and publish from now on."""
+        self.bus = bus
+        bus.subscribe(f"accord.{self.d.id}.>", f"node-{self.d.id}-{self.team}", self.on_message)
+
+    def start_case(self, case_id: str, data: dict[str, Any] | None = None) -> str:
+        """Start a case: only the initiating team does (case start is an event, no hub)."""
+        if not self.is_initiator:
+            raise CaseError(
+                f"team {self.team!r} does not start cases; {self.projection.initiator!r} does"
+            )
+        cid = self.engine.start_case(self.d.id, data, case_id=case_id, actor=f"node:{self.team}")
+        self.relay()
+        return cid
+
+    # -- inbound --------------------------------------------------------------------------------
+
+    def on_message(self, msg: Message) -> None:
+        """Bus entry point: decode, act, publish what resulted. Never raises."""
+        try:
+            event = Event.from_cloudevent(orjson.loads(msg.data))
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            log.warning(
+                "%s: malformed message %s on %s skipped: %s", self.team, msg.id, msg.subject, exc
+            )
+            return
+        self.handle(event)
+        self.relay()
+
+    def handle(self, e: Event) -> bool:
+        """Turn a bus event into a kernel action for this team, if it concerns this team."""
+        if sender_of(e) == self.team:
+            return False  # our own event, already applied when we wrote it
+        action = self._action_for(e)
+        if action is None:
+            return False
+        try:
+            self.engine.apply(self.d.key, e.case, action)
+        except CaseError as exc:
+            # a late or duplicate message for a case that ended here, a handoff for a step this
+            # team does not own: say so, change nothing
+            log.info(
+                "%s: %s %s for case %s not applied: %s", self.team, e.type.value, e.id, e.case, exc
+            )
+            return False
+        except AccordError as exc:
+            log.warning("%s: %s %s refused: %s", self.team, e.type.value, e.id, exc)
+            return False
+        self.handled += 1
+        return True
+
+    def _action_for(self, e: Event) -> AnyAction | None:
+        now = self.engine.clock.now()
+        data = e.data
+        t = e.type
+        if t is EventType.HANDOFF and data.get("to_team") == self.team:
+            errors = self._check_contracts(data)
+            if errors:
+                self.rejected += 1
+                return RejectHandoff(
+                    at=now,
+                    actor=f"node:{self.team}",
+                    case_id=e.case,
+                    flow=str(data.get("flow", "")),
+                    from_team=str(data.get("from_team", "")),
+                    from_step=str(data.get("from_step") or ""),
+                    weight=str(data.get("weight", "1")),
+                    errors=tuple(errors),
+                    msg_id=e.id,
+                )
+            return ArriveToken(
+                at=now,
+                actor=f"node:{self.team}",
+                case_id=e.case,
+                flow=str(data.get("flow", "")),
+                origin=tuple(data.get("origin") or ()),
+                weight=str(data.get("weight", "1")),
+                data=dict(data.get("case_data") or {}),
+                msg_id=e.id,
+            )
+        if t is EventType.HANDOFF_REJECTED and data.get("from_team") == self.team:
+            return ReturnToken(
+                at=now,
+                actor=f"node:{self.team}",
+                step=str(data.get("from_step") or ""),
+                weight=str(data.get("weight", "1")),
+                reason="; ".join(data.get("errors") or ()),
+                msg_id=e.id,
+            )
+        announce = data.get("announce") if t is EventType.GATEWAY_DECIDED else None
+        if isinstance(announce, dict) and announce.get("to_team") == self.team:
+            return Announce(
+                at=now,
+                actor=f"node:{self.team}",
+                case_id=e.case,
+                join=str(announce.get("join", "")),
+                flows=tuple(announce.get("expect") or ()),
+                msg_id=e.id,
+            )
+        if t is EventType.BRANCH_ENDED and self.is_initiator:
+            return EndBranch(
+                at=now,
+                actor=f"node:{self.team}",
+                weight=str(data.get("weight", "1")),
+                terminate=bool(data.get("terminate")),
+                team=sender_of(e) or "",
+                msg_id=e.id,
+            )
+        if t in (EventType.CASE_COMPLETED, EventType.CASE_CANCELLED):
+            if self.engine.store.load_case(e.case) is None:
+                return None  # never took part in this case
+            outcome = "cancelled" if t is EventType.CASE_CANCELLED else "completed"
+            return CloseCase(at=now, actor=f"node:{self.team}", outcome=outcome, msg_id=e.id)
+        return None
+
+    def _check_contracts(self, data: dict[str, Any]) -> list[str]:
+        """The receiving side checks the sender's data contract too (it trusts nobody)."""
+        payload = data.get("case_data")
+        if not isinstance(payload, dict):
+            return ["handoff carries no case data"]
+        errors: list[str] = []
+        validators = graph_of(self.d).validators
+        src = data.get("from_step")
+        if isinstance(src, str) and src in validators:
+            for err in validators[src].iter_errors(payload):
+                path = "/".join(str(p) for p in err.absolute_path) or "(root)"
+                errors.append(f"{src}: {path}: {err.message}")
+        return errors
+
+    # -- outbound -------------------------------------------------------------------------------
+
+    def relay(self) -> int:
+        """Publish committed events past the cursor; move the cursor. Returns how many."""
+        if self.bus is None or self._relaying:
+            return 0  # an in-process bus may call back into us while we publish
+        self._relaying = True
+        sent = 0
+        try:
+            while True:
+                batch = list(self.engine.store.events(after=self.cursor, limit=500))
+                if not batch:
+                    break
+                for pos, e in batch:
+                    self.bus.publish(
+                        subject_for(e.process, e.type.value),
+                        orjson.dumps(e.to_cloudevent() | {"source": f"accord/node/{self.team}"}),
+                        e.id,
+                    )
+                    self.cursor = pos
+                    sent += 1
+                # after publishing: a crash before this line publishes again, never loses
+                self.engine.store.set_meta(self._cursor_key, str(self.cursor))
+        finally:
+            self._relaying = False
+        return sent
+
+    def close(self) -> None:
+        """Close the node's store."""
+        self.engine.close()

@@ -1,0 +1,332 @@
+"""Choreography by projection: each team's local contract, derived from the global process.
+
+Every flow whose source and target belong to different teams is a handoff: an event the source
+team publishes and the target team consumes. A gateway is decided by the team holding the token
+when it gets there (the team of the step before it), and a join lives with the team of the step
+after it. A team's node holds only its own part of each case; nothing here is instance state.
+
+Some processes cannot be run without a global view, and are refused with the reason:
+
+- an inclusive join that no single inclusive split announces (the team joining could not know
+  which branches to wait for without seeing every token);
+- an inclusive split whose branches can miss its join (the join would wait for ever);
+- a decision that needs data produced on a branch the deciding team may not have heard from.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from accord.errors import DefinitionError, Problem
+from accord.kernel.scope import Scope
+from accord.model.types import Flow, ProcessDefinition, StepKind
+
+Refuse = Callable[[str, str], None]
+Match = tuple[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """A flow that crosses teams, seen from both ends."""
+
+    flow: str
+    from_team: str
+    to_team: str
+    to_node: str
+    to_step: str
+    contract_of: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TeamPart:
+    """One team's local contract."""
+
+    team: str
+    steps: tuple[str, ...]
+    joins: tuple[str, ...]
+    decisions: tuple[str, ...]
+    receives: tuple[Handoff, ...]
+    sends: tuple[Handoff, ...]
+    announces_to: tuple[str, ...]
+    scope: Scope
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The global process cut into team parts."""
+
+    definition: ProcessDefinition
+    initiator: str
+    parts: dict[str, TeamPart]
+    handoffs: tuple[Handoff, ...]
+    owner: dict[str, str] = field(default_factory=dict)
+
+    def part(self, team: str) -> TeamPart:
+        """One team's part; raise DefinitionError naming the teams that exist."""
+        if team not in self.parts:
+            known = ", ".join(sorted(self.parts))
+            problem = Problem(self.definition.source, 1, 1, team, f"no such team (teams: {known})")
+            raise DefinitionError([problem])
+        return self.parts[team]
+
+
+def _forward(d: ProcessDefinition, node: str) -> list[str]:
+    """The first work (or team-owned wait) steps reachable from ``node``, in flow order."""
+    found: list[str] = []
+    seen = {node}
+    queue = deque(f.target for f in d.outgoing.get(node, ()))
+    while queue:
+        n = queue.popleft()
+        if n in seen or n not in d.steps:
+            continue
+        seen.add(n)
+        if d.steps[n].team is not None:
+            found.append(n)
+            continue
+        queue.extend(f.target for f in d.outgoing.get(n, ()))
+    return found
+
+
+def _backward(d: ProcessDefinition, node: str) -> list[str]:
+    """The nearest team-owned steps before ``node``."""
+    found: list[str] = []
+    seen = {node}
+    queue = deque(f.source for f in d.incoming.get(node, ()))
+    while queue:
+        n = queue.popleft()
+        if n in seen:
+            continue
+        seen.add(n)
+        if d.steps[n].team is not None:
+            found.append(n)
+            continue
+        queue.extend(f.source for f in d.incoming.get(n, ()))
+    return found
+
+
+def project(d: ProcessDefinition) -> Projection:
+    """Cut ``d`` into team parts, or raise DefinitionError explaining why it cannot be."""
+    problems: list[Problem] = []
+
+    def refuse(node: str, message: str) -> None:
+        loc = d.steps[node].loc
+        problems.append(Problem(loc.file, loc.line, loc.col, node, message))
+
+    first = _forward(d, d.start) if d.steps[d.start].team is None else [d.start]
+    if not first:
+        refuse(d.start, "no team does any work in this process: nothing to choreograph")
+        raise DefinitionError(problems)
+    initiator = str(d.steps[first[0]].team)
+
+    owner: dict[str, str] = {}
+    work_after: dict[str, str] = {}
+    for sid, step in d.steps.items():
+        if step.team is not None:
+            owner[sid] = step.team
+    for sid in d.steps:
+        if d.is_join(sid):
+            after = _forward(d, sid)
+            before = _backward(d, sid)
+            if after:
+                owner[sid] = str(d.steps[after[0]].team)
+                work_after[sid] = after[0]
+            elif before:
+                owner[sid] = str(d.steps[before[0]].team)
+            else:
+                owner[sid] = initiator
+    owner.setdefault(d.start, initiator)
+
+    matches = _inclusive_matches(d, refuse)
+    _check_decisions(d, refuse)
+    if problems:
+        raise DefinitionError(problems)
+
+    handoffs: list[Handoff] = []
+    for f in d.flows:
+        to_team = owner.get(f.target)
+        if to_team is None:
+            continue
+        senders = _holders(d, f, owner)
+        for from_team in sorted(senders):
+            if from_team != to_team:
+                to_step = work_after.get(f.target, f.target)
+                contract_of = tuple(sorted(_backward_flow(d, f)))
+                handoffs.append(Handoff(f.id, from_team, to_team, f.target, to_step, contract_of))
+
+    parts: dict[str, TeamPart] = {}
+    for team in d.teams:
+        scope = Scope(
+            team,
+            initiator=initiator,
+            owner=dict(owner),
+            work_after=dict(work_after),
+            matches=matches,
+        )
+        decisions = tuple(
+            sorted(
+                sid
+                for sid, s in d.steps.items()
+                if len(d.outgoing.get(sid, ())) > 1
+                and (s.team == team or (s.team is None and team in _holder_teams(d, sid, owner)))
+            )
+        )
+        parts[team] = TeamPart(
+            team=team,
+            steps=tuple(sid for sid, s in d.steps.items() if s.team == team and s.kind.is_work),
+            joins=tuple(sorted(j for j in owner if d.is_join(j) and owner[j] == team)),
+            decisions=decisions,
+            receives=tuple(h for h in handoffs if h.to_team == team),
+            sends=tuple(h for h in handoffs if h.from_team == team),
+            announces_to=tuple(
+                sorted(
+                    {
+                        owner[j]
+                        for s, (j, _) in matches.items()
+                        if team in _holder_teams(d, s, owner)
+                    }
+                )
+            ),
+            scope=scope,
+        )
+    return Projection(d, initiator, parts, tuple(handoffs), owner)
+
+
+def _holder_teams(d: ProcessDefinition, node: str, owner: dict[str, str]) -> set[str]:
+    """Teams that can hold a token arriving at ``node`` (it decides there)."""
+    if node in owner and not d.is_join(node):
+        return {owner[node]}
+    if d.is_join(node):
+        return {owner[node]}
+    teams: set[str] = set()
+    for f in d.incoming.get(node, ()):
+        teams |= _holders(d, f, owner)
+    return teams or ({owner[d.start]} if node == d.start else set())
+
+
+def _holders(d: ProcessDefinition, f: Flow, owner: dict[str, str], depth: int = 0) -> set[str]:
+    """Teams that can send a token along ``f``."""
+    src = f.source
+    if src in owner:
+        return {owner[src]}
+    if depth > len(d.steps):
+        return set()
+    teams: set[str] = set()
+    for g in d.incoming.get(src, ()):
+        teams |= _holders(d, g, owner, depth + 1)
+    if not teams and src == d.start:
+        teams = {owner[d.start]}
+    return teams
+
+
+def _backward_flow(d: ProcessDefinition, f: Flow) -> set[str]:
+    """The work steps whose output a token on ``f`` carries (its data contracts apply)."""
+    if d.steps[f.source].team is not None:
+        return {f.source}
+    return set(_backward(d, f.source))
+
+
+def _inclusive_matches(d: ProcessDefinition, report: Refuse) -> dict[str, Match]:
+    """Pair each inclusive split with the inclusive join its branches meet at."""
+    matches: dict[str, Match] = {}
+    announced: set[str] = set()
+    for sid, s in d.steps.items():
+        if s.kind is not StepKind.INCLUSIVE or len(d.outgoing.get(sid, ())) < 2:
+            continue
+        branch_to_flow: dict[str, str] = {}
+        joins_met: set[str] = set()
+        for branch in d.outgoing[sid]:
+            reached, leaks = _branch_reach(d, branch)
+            joins_met |= {j for j, _ in reached}
+            if leaks:
+                report(
+                    sid,
+                    f"branch {branch.id!r} can end without reaching a join "
+                    f"(via {leaks}); a choreographed join would wait for it for ever",
+                )
+            if len(reached) > 1:
+                report(
+                    sid,
+                    f"branch {branch.id!r} reaches several join flows "
+                    f"{sorted(f for _, f in reached)}; no team could say which to expect",
+                )
+            for _j, fid in reached:
+                branch_to_flow[branch.id] = fid
+        if len(joins_met) > 1:
+            report(sid, f"its branches meet at different joins {sorted(joins_met)}")
+        elif joins_met:
+            join = joins_met.pop()
+            matches[sid] = (join, branch_to_flow)
+            announced.add(join)
+    for jid, j in d.steps.items():
+        if j.kind is StepKind.INCLUSIVE and d.is_join(jid) and jid not in announced:
+            report(
+                jid,
+                "inclusive join with no inclusive split before it to announce its "
+                "branches: without a global view no team can tell what to wait for",
+            )
+    return matches
+
+
+def _branch_reach(d: ProcessDefinition, branch: Flow) -> tuple[set[tuple[str, str]], list[str]]:
+    """Inclusive-join incoming flows this branch reaches first, and the ends it can reach
+    without passing one."""
+    reached: set[tuple[str, str]] = set()
+    leaks: list[str] = []
+    seen: set[str] = set()
+    queue: deque[Flow] = deque([branch])
+    while queue:
+        f = queue.popleft()
+        t = f.target
+        if d.steps[t].kind is StepKind.INCLUSIVE and d.is_join(t):
+            reached.add((t, f.id))
+            continue
+        if t in seen:
+            continue
+        seen.add(t)
+        out = d.outgoing.get(t, ())
+        if not out:
+            leaks.append(t)
+        queue.extend(out)
+    return reached, leaks
+
+
+def _check_decisions(d: ProcessDefinition, report: Refuse) -> None:
+    """A decision may only use data that reaches the deciding team on every path."""
+    producers: dict[str, set[str]] = {}
+    for sid, s in d.steps.items():
+        for name in s.outputs:
+            producers.setdefault(name, set()).add(sid)
+    for sid in d.steps:
+        conds = [f.condition for f in d.outgoing.get(sid, ()) if f.condition is not None]
+        for cond in conds:
+            for name in sorted(cond.names):
+                if name == "outcome" or name not in producers:
+                    continue  # an approval's own outcome, or start data: it travels everywhere
+                made_by = producers[name]
+                if sid in made_by:
+                    continue
+                if _reachable_avoiding(d, d.start, sid, made_by):
+                    report(
+                        sid,
+                        f"decides on {name!r}, which only {sorted(made_by)} produce; "
+                        "a path reaches this decision without passing them, so the deciding "
+                        "team may not have that data (use a join first, or the hub)",
+                    )
+
+
+def _reachable_avoiding(d: ProcessDefinition, start: str, goal: str, avoid: set[str]) -> bool:
+    if start in avoid:
+        return False
+    seen = {start}
+    queue = deque([start])
+    while queue:
+        n = queue.popleft()
+        if n == goal:
+            return True
+        for f in d.outgoing.get(n, ()):
+            if f.target not in seen and f.target not in avoid:
+                seen.add(f.target)
+                queue.append(f.target)
+    return False
