@@ -25,6 +25,7 @@ class EventType(StrEnum):
     CASE_REROUTED = "case.rerouted"
     TASK_READY = "task.ready"
     TASK_CLAIMED = "task.claimed"
+    TASK_STARTED = "task.started"
     TASK_RELEASED = "task.released"
     TASK_COMPLETED = "task.completed"
     TASK_FAILED = "task.failed"

@@ -214,6 +214,9 @@ def test_definitions_are_recorded_once_per_key(store: Store) -> None:
     store.put_definition("p@1", "P renamed", "process: p # edited", T0 + 1)
     store.put_definition("q@1", "Q", "", T0)
     assert store.definitions() == [("p@1", "P renamed", "process: p # edited"), ("q@1", "Q", "")]
+    # a replica that deployed from the store (no file at hand) must not erase the source
+    store.put_definition("p@1", "P renamed", "", T0 + 2)
+    assert store.definitions()[0] == ("p@1", "P renamed", "process: p # edited")
 
 
 # -- commit and load ------------------------------------------------------------------------------
@@ -720,6 +723,18 @@ def test_release_leases_gives_work_back(store: Store) -> None:
     assert store.release_leases("r1") == 2
     assert len(store.lease_tasks("r2", T0, T0 + 300, 10)) == 1
     assert len(store.lease_timers("r2", T0 + 3600, T0 + 3900, 10)) == 1
+
+
+def test_renew_leases_keeps_work_from_running_out(store: Store) -> None:
+    started_job(store, "j1")
+    started(store, "h1")
+    assert len(store.lease_tasks("r1", T0, T0 + 30, 10)) == 1
+    assert len(store.lease_timers("r1", T0 + 3600, T0 + 3630, 10)) == 1
+    assert store.renew_leases("r1", T0 + 5000) == 2
+    assert store.renew_leases("nobody", T0 + 5000) == 0
+    assert store.lease_tasks("r2", T0 + 100, T0 + 130, 10) == []
+    assert store.lease_timers("r2", T0 + 3700, T0 + 3730, 10) == []
+    assert len(store.lease_tasks("r2", T0 + 5000, T0 + 5030, 10)) == 1
 
 
 def test_lease_timers_hands_each_due_timer_to_one_owner(store: Store) -> None:

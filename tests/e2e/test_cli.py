@@ -187,13 +187,23 @@ def test_run_prints_a_report_without_json() -> None:
         assert word in res.stdout
 
 
-@pytest.mark.parametrize("mode", ["choreo", "hybrid"])
-def test_run_refuses_modes_not_available_yet(mode: str) -> None:
+@pytest.mark.parametrize("mode", ["chorus", "decentral"])
+def test_run_refuses_unknown_modes(mode: str) -> None:
     res = accord("run", ONBOARDING, "--cases", "5", "--mode", mode)
     assert res.returncode != 0
     no_traceback(res)
     assert f"mode {mode!r} is not available" in res.stderr
     assert res.stdout == ""
+
+
+def test_run_choreographed_completes_every_case() -> None:
+    res = accord("run", ONBOARDING, "--cases", "60", "--mode", "choreo", "--seed", "4", "--json")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["mode"] == "choreo"
+    assert summary["cases_completed"] == 60
+    assert summary["hub_assignments"] == 0  # nobody assigns: members pull
+    assert summary["bus_messages_per_case"] > 0
 
 
 def test_run_refuses_zero_cases() -> None:

@@ -42,6 +42,8 @@ def summarize(events: Iterable[Event], mode: str = "central") -> dict[str, Any]:
     cancelled = 0
     ready_at: dict[str, float] = {}
     claimed_at: dict[str, float] = {}
+    started_at: dict[str, float] = {}
+    wait_done: set[str] = set()
     step_of: dict[str, str] = {}
     team_of: dict[str, str | None] = {}
     waits: dict[str, list[float]] = defaultdict(list)
@@ -77,31 +79,44 @@ def summarize(events: Iterable[Event], mode: str = "central") -> dict[str, Any]:
         elif t is EventType.TASK_READY and e.task:
             if e.data.get("kind") == "automated" or e.task not in ready_at or e.data.get("retry"):
                 ready_at[e.task] = e.at
+                wait_done.discard(e.task)
             step_of[e.task] = e.step or ""
             team_of[e.task] = e.team
         elif t is EventType.TASK_CLAIMED and e.task:
             claimed_at[e.task] = e.at
             if e.actor and e.actor.startswith("hub"):
                 hub_assignments += 1
-            if e.task in ready_at:
-                w = e.at - ready_at[e.task]
-                waits[step_of.get(e.task, e.step or "")].append(w)
-                if e.team:
-                    team_wait[e.team].append(w)
+        elif t is EventType.TASK_STARTED and e.task:
+            # waiting ends when work starts (a task allocated to a busy member still waits)
+            started_at[e.task] = e.at
+        ends_wait = t in (EventType.TASK_STARTED, EventType.TASK_COMPLETED, EventType.TASK_FAILED)
+        if ends_wait and e.task and e.task in ready_at and e.task not in wait_done:
+            wait_done.add(e.task)
+            ready = ready_at[e.task]
+            held = e.task in claimed_at and claimed_at[e.task] >= ready
+            if t is EventType.TASK_STARTED:
+                until = e.at
+            elif held:
+                until = claimed_at[e.task]  # no start reported: the claim is the best evidence
+            else:
+                until = ready  # nobody held it (a handler): all of it was work
+            w = until - ready
+            waits[step_of.get(e.task, e.step or "")].append(w)
+            team = team_of.get(e.task) or e.team
+            if team and (held or t is EventType.TASK_STARTED):
+                team_wait[team].append(w)
+            # a handoff is picked up when someone starts on it (a handler: when it is done)
+            picked = until if (held or t is EventType.TASK_STARTED) else e.at
             for h in _pop_handoffs(handoff_at, e):
-                handoff_latency.append(e.at - h)
-        elif t is EventType.TASK_COMPLETED and e.task:
+                handoff_latency.append(picked - h)
+        if t is EventType.TASK_COMPLETED and e.task:
             step = e.step or ""
             completed[step] += 1
-            begin = claimed_at.get(e.task, ready_at.get(e.task, e.at))
+            begin = started_at.get(e.task, claimed_at.get(e.task, ready_at.get(e.task, e.at)))
             works[step].append(e.at - begin)
             if e.team:
                 team_tasks[e.team] += 1
                 team_work[e.team] += e.at - begin
-            if e.task not in claimed_at and e.task in ready_at:
-                waits[step].append(begin - ready_at[e.task])
-                for h in _pop_handoffs(handoff_at, e):
-                    handoff_latency.append(e.at - h)
         elif t is EventType.HANDOFF:
             handoffs += 1
             key = e.task if e.task else (e.case, e.data.get("to_step") or e.step)

@@ -1,6 +1,7 @@
 """XES export (IEEE 1849-2016) of an accord event log, readable by pm4py, ProM and Disco.
 
-Each case becomes a trace; each task's claim becomes a ``start`` event and its completion a
+Each case becomes a trace; the start of each task's work (its ``task.started`` event, or its
+claim where work was not reported as started) becomes a ``start`` event and its completion a
 ``complete`` event, named by the step's name, with the member as ``org:resource``. Only task
 lifecycle events are kept in memory to group them by case, not the whole log.
 """
@@ -15,7 +16,11 @@ from xml.sax.saxutils import quoteattr
 
 from accord.events import Event, EventType, iso
 
-_LIFECYCLE = {EventType.TASK_CLAIMED: "start", EventType.TASK_COMPLETED: "complete"}
+_LIFECYCLE = {
+    EventType.TASK_CLAIMED: "start",
+    EventType.TASK_STARTED: "start",
+    EventType.TASK_COMPLETED: "complete",
+}
 
 _HEADER = """<?xml version="1.0" encoding="UTF-8"?>
 <log xes.version="1849-2016" xes.features="nested-attributes" xmlns="http://www.xes-standard.org/">
@@ -52,9 +57,12 @@ def write_xes(events: Iterable[Event], out: IO[str], names: dict[str, str] | Non
         out.write(f'  <trace>\n    <string key="concept:name" value={quoteattr(case)}/>\n')
         process = evs[0].process
         out.write(f'    <string key="accord:process" value={quoteattr(process)}/>\n')
-        for e in sorted(evs, key=lambda x: x.seq):
+        reported = {e.task for e in evs if e.type is EventType.TASK_STARTED}
+        for e in sorted(evs, key=lambda x: (x.at, x.seq)):
             if e.type is EventType.TASK_CLAIMED:
                 assignee[e.task or ""] = str(e.data.get("assignee") or e.actor or "")
+                if e.task in reported:
+                    continue  # the start of work is its own event
             resource = assignee.get(e.task or "") or e.actor or ""
             activity = names.get(e.step or "", e.step or "")
             out.write("    <event>\n")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import polars as pl
 from lxml import etree  # type: ignore[import-untyped]
@@ -23,7 +23,9 @@ from lxml import etree  # type: ignore[import-untyped]
 from accord.analytics.frame import EventLog, LogError, Skipped, build
 from accord.analytics.timestamps import parse_times
 
-_ATTRIBUTE_TAGS = frozenset({"string", "date", "int", "float", "boolean", "id", "list", "container"})
+_ATTRIBUTE_TAGS = frozenset(
+    {"string", "date", "int", "float", "boolean", "id", "list", "container"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ def is_gzip(path: Path) -> bool:
 def open_binary(path: Path) -> IO[bytes]:
     """The file's bytes, decompressed on the fly when it is gzipped."""
     if is_gzip(path):
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     return open(path, "rb")
 
 
@@ -159,8 +161,8 @@ def read_xes(path: str | Path, keys: XesKeys | None = None) -> EventLog:
             raise LogError(f"{path}: the file holds no XML element")
         _check_root(path, root, skipped)
     except etree.XMLSyntaxError as exc:
-        line, col = (exc.position or (0, 0))[:2]
-        raise LogError(f"{path}:{line}:{col}: not well-formed XML: {exc.msg}") from None
+        where = exc.position or (0, 0)
+        raise LogError(f"{path}:{where[0]}:{where[1]}: not well-formed XML: {exc.msg}") from None
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise LogError(f"{path}: cannot read: {exc}") from None
     finally:
@@ -192,12 +194,12 @@ def _check_root(path: Path, root: Any, skipped: Skipped) -> None:
 
 
 def finish(
-    cols: dict[str, list[Any]], *, path: Path, fmt: str, skipped: Skipped, notes: list[str]
+    cols: dict[str, Any], *, path: Path, fmt: str, skipped: Skipped, notes: list[str]
 ) -> EventLog:
     """Parse the timestamp columns, then type, clean and sort the frame."""
     data: dict[str, Any] = {}
     for name, values in cols.items():
-        series = pl.Series(name, values, dtype=pl.Utf8)
+        series = values if isinstance(values, pl.Series) else pl.Series(name, values, pl.Utf8)
         if name in ("ts", "start_ts"):
             if name == "start_ts" and series.null_count() == len(series):
                 continue

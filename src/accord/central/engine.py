@@ -6,28 +6,35 @@ events, queue rows and timers in one transaction before anything is acknowledged
 any point leaves either all of a unit or none of it. Handlers for automated steps run after the
 commit that created their task; their effects are guarded by idempotency keys, because after a
 crash a handler may run again (at-least-once delivery, exactly-once effect).
+
+Several engines may share one database (``shared=True``, see accord.central.shared): then
+nothing is trusted from memory, work is leased from the store, and a unit that loses a race
+with another replica (the store's version check) is retried from fresh state.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
+import random
+import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accord.central import shared as shared_mode
 from accord.central.assignment import Assigner
+from accord.central.jobs import DEFAULT_HANDLER_TIMEOUT, HandlerPool, HandlerResult
 from accord.clock import Clock, SystemClock
 from accord.errors import AccordError, CaseError, ConflictError, ContractViolation, NotFound
 from accord.events import Event
-from accord.handlers import HandlerContext, HandlerError, HandlerRegistry
+from accord.handlers import HandlerContext, HandlerRegistry
 from accord.kernel import (
     AnyAction,
     CancelCase,
@@ -48,15 +55,20 @@ from accord.kernel import (
     RetryTask,
     RunHandler,
     ScheduleTimer,
+    Scope,
     StartCase,
+    StartTask,
     TaskStatus,
     Transition,
     advance,
 )
 from accord.model.types import ProcessDefinition, StepKind
-from accord.stores.base import CaseRow, CaseWrite, Store, TaskRow
+from accord.stores.base import CaseRow, CaseWrite, ConcurrencyError, Store, TaskRow
 
-DEFAULT_HANDLER_TIMEOUT = 60.0
+# How long a replica holds leased work before another may take it over (a live replica renews
+# its leases; see accord.central.replica).
+DEFAULT_LEASE_S = 30.0
+DEFAULT_RETRIES = 10
 log = logging.getLogger("accord.engine")
 EventListener = Callable[[list[Event]], None]
 
@@ -68,21 +80,25 @@ class _Batch:
     offers: deque[tuple[str, OfferTask]] = field(default_factory=deque)
     freed_teams: set[tuple[str, str]] = field(default_factory=set)
     events: list[Event] = field(default_factory=list)
+    # cases read by this unit (each once, so the unit sees one consistent state of each)
+    loaded: dict[str, tuple[CaseState, int]] = field(default_factory=dict)
+    # shared mode: claims (+1) and releases (-1) this unit made, per member, not yet committed
+    delta: Counter[str] = field(default_factory=Counter)
+    refreshed: set[str] = field(default_factory=set)
+    tried: set[str] = field(default_factory=set)
 
 
-@dataclass(frozen=True, slots=True)
-class HandlerResult:
-    """What running a handler produced: output data, or an error message."""
-
-    job: RunHandler
-    case_id: str
-    data: dict[str, Any] | None = None
-    error: str | None = None
-    retryable: bool = True
+def replica_id() -> str:
+    """A name for this process among the replicas sharing a database."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class Engine:
-    """A central coordinator over one store. Thread-safe; calls are serialised by a lock."""
+    """A central coordinator over one store. Thread-safe; calls are serialised by a lock.
+
+    With ``shared=True`` other engines (replicas, workers) may write the same store at the same
+    time: see accord.central.shared for what changes. ``owner`` names this replica in leases.
+    """
 
     def __init__(
         self,
@@ -94,8 +110,23 @@ class Engine:
         cache_size: int = 20_000,
         source: str = "accord/central",
         handler_threads: int = 4,
+        scope: Scope | None = None,
+        shared: bool = False,
+        owner: str | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+        retries: int = DEFAULT_RETRIES,
+        auto_assign: bool = True,
     ) -> None:
         self.store = store
+        # False when someone else (a coordinating team in a simulation) makes hub assignments
+        self.auto_assign = auto_assign
+        self.shared = shared
+        self.owner = owner or replica_id()
+        self.lease_s = lease_s
+        self.retries = retries
+        # With a scope this engine is one team's node in a choreography (accord.choreo.node):
+        # it runs only that team's part and hands tokens for other teams off as events.
+        self.scope = scope
         self.clock: Clock = clock or SystemClock()
         self.handlers = handlers or HandlerRegistry()
         self.source = source
@@ -108,7 +139,7 @@ class Engine:
         self._cache_size = cache_size
         self._lock = threading.RLock()
         self.handler_threads = handler_threads
-        self._workers: ThreadPoolExecutor | None = None
+        self._runner = HandlerPool(self.handlers, handler_threads)
         self._queued: set[tuple[str, int]] = set()
         for d in definitions:
             self.deploy(d)
@@ -144,20 +175,33 @@ class Engine:
         w = batch.writes.get(case_id)
         if w is not None:
             return w.state, w.expected_version
-        cached = self._cache.get(case_id)
-        if cached is not None:
-            return cached
+        loaded = batch.loaded.get(case_id)
+        if loaded is not None:
+            return loaded
+        if not self.shared:
+            cached = self._cache.get(case_id)
+            if cached is not None:
+                return cached
         loaded = self.store.load_case(case_id)
         if loaded is None:
             return None, None
+        batch.loaded[case_id] = loaded
         return loaded
+
+    def _prefetch(self, batch: _Batch, case_ids: Iterable[str]) -> None:
+        """Read the cases a unit is about to touch in one query instead of one each."""
+        cache = {} if self.shared else self._cache
+        wanted = {c for c in case_ids if c not in batch.writes and c not in batch.loaded}
+        missing = [c for c in wanted if c not in cache]
+        if len(missing) > 1:
+            batch.loaded.update(self.store.load_cases(missing))
 
     def _apply(self, batch: _Batch, case_id: str, action: AnyAction) -> Transition:
         state, version = self._state(batch, case_id)
         if state is None:
             raise NotFound(f"no case {case_id!r}")
         d = self.definition(state.process)
-        t = advance(d, state, action)
+        t = advance(d, state, action, self.scope)
         self._record(batch, d, state, version, t)
         return t
 
@@ -189,10 +233,12 @@ class Engine:
             held_now = task.assignee if task.status is TaskStatus.CLAIMED else None
             if held_before and held_before != held_now:
                 self.assigner.freed(held_before)
+                batch.delta[held_before] -= 1
                 if before is not None and before.team:
                     batch.freed_teams.add((d.key, before.team))
             if held_now and held_now != held_before:
                 self.assigner.taken(held_now)
+                batch.delta[held_now] += 1
         for e in t.events:
             w.events.append(e)
             batch.events.append(e)
@@ -210,6 +256,10 @@ class Engine:
 
     def _assign(self, batch: _Batch) -> None:
         """The hub's follow-ups: push each offered task to a member, refill freed capacity."""
+        if not self.auto_assign:
+            batch.offers.clear()
+            batch.freed_teams.clear()
+            return
         while batch.offers or batch.freed_teams:
             while batch.offers:
                 case_id, offer = batch.offers.popleft()
@@ -217,16 +267,26 @@ class Engine:
                 if state is None or not offer.hub or offer.team is None:
                     continue
                 d = self.definition(state.process)
-                member = self.assigner.choose(d, offer.team, offer.role)
+                member = self._choose(batch, d, offer.team, offer.role)
+                # shared: the task table is the backlog, so nothing is remembered in memory
                 if member is None:
-                    if d.teams.get(offer.team) and d.teams[offer.team].assignment != "pull":
+                    pushed = d.teams.get(offer.team) and d.teams[offer.team].assignment != "pull"
+                    if pushed and not self.shared:
                         self.assigner.defer(offer.team, offer.task_id, d.key, offer.role)
                     continue
-                if not self._try_claim(batch, case_id, offer.task_id, member):
+                claimed = self._try_claim(batch, case_id, offer.task_id, member)
+                if not claimed and not self.shared:
                     self.assigner.defer(offer.team, offer.task_id, d.key, offer.role)
             if batch.freed_teams:
                 _key, team = batch.freed_teams.pop()
                 self._refill(batch, team)
+
+    def _choose(
+        self, batch: _Batch, d: ProcessDefinition, team: str | None, role: str | None
+    ) -> str | None:
+        if self.shared:
+            shared_mode.refresh_loads(self, batch, d, team)
+        return self.assigner.choose(d, team, role)
 
     def _try_claim(self, batch: _Batch, case_id: str, task_id: str, member: str) -> bool:
         """A hub follow-up: it may find the case paused or the task gone, which must never
@@ -239,6 +299,9 @@ class Engine:
         return True
 
     def _refill(self, batch: _Batch, team: str) -> None:
+        if self.shared:
+            shared_mode.refill(self, batch, team)
+            return
         backlog = self.assigner.backlog.get(team)
         kept: deque[tuple[str, str, str | None]] = deque()
         while backlog:
@@ -258,21 +321,35 @@ class Engine:
             backlog.extend(kept)
 
     def _unit(self, work: Callable[[_Batch], Any]) -> Any:
-        """Run ``work`` and the hub's follow-ups, commit, then publish. Refusal changes nothing."""
-        with self._lock:
-            batch = _Batch()
-            loads = self.assigner.load.copy()
-            backlog = {k: deque(v) for k, v in self.assigner.backlog.items()}
-            try:
-                result = work(batch)
-                self._assign(batch)
-                self._commit(batch)
-            except BaseException:
-                self.assigner.load = loads
-                self.assigner.backlog = backlog
-                raise
-            self._publish(batch.events)
-            return result
+        """Run ``work`` and the hub's follow-ups, commit, then publish. Refusal changes nothing.
+
+        When another writer moved a case on first (the store's version check), the whole unit
+        runs again on fresh state, a bounded number of times with jittered back-off: ``work``
+        must therefore be repeatable (it is: it only computes from what it reads).
+        """
+        for attempt in range(self.retries + 1):
+            with self._lock:
+                batch = _Batch()
+                loads = self.assigner.load.copy()
+                backlog = {k: deque(v) for k, v in self.assigner.backlog.items()}
+                try:
+                    result = work(batch)
+                    self._assign(batch)
+                    self._commit(batch)
+                except BaseException as exc:
+                    self.assigner.load = loads
+                    self.assigner.backlog = backlog
+                    # a failed or interrupted commit leaves these cases' cached states in doubt
+                    for cid in batch.writes:
+                        self._cache.pop(cid, None)
+                    if not isinstance(exc, ConcurrencyError) or attempt == self.retries:
+                        raise
+                    log.debug("unit lost a race (%s); retrying", exc)
+                else:
+                    self._publish(batch.events)
+                    return result
+            time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def _publish(self, events: list[Event]) -> None:
         """Tell listeners what was committed. A failing listener is logged, never undoes the
@@ -290,6 +367,8 @@ class Engine:
             return
         writes = list(batch.writes.values())
         versions = self.store.commit(writes, self.clock.now())
+        if self.shared:
+            return  # nothing kept in memory: jobs wait in the task table to be leased
         for w, v in zip(writes, versions, strict=True):
             cid = w.state.case_id
             if w.state.status.ended:
@@ -307,6 +386,8 @@ class Engine:
 
     def _recover(self) -> None:
         """After a restart: rebuild member loads and the backlog, requeue unfinished handlers."""
+        if self.shared:
+            return  # shared mode reads all of these from the store when it needs them
         for row in self.store.tasks(status=TaskStatus.CLAIMED.value):
             if row.assignee:
                 self.assigner.taken(row.assignee)
@@ -342,11 +423,25 @@ class Engine:
         def work(batch: _Batch) -> str:
             if self._state(batch, cid)[0] is not None:
                 raise ConflictError(f"case {cid!r} already exists")
-            t = advance(d, None, action)
+            t = advance(d, None, action, self.scope)
             self._record(batch, d, None, None, t)
             return cid
 
         result: str = self._unit(work)
+        return result
+
+    def apply(self, process: str, case_id: str, action: AnyAction) -> Transition:
+        """Apply any kernel action as one unit of work: the door for drivers such as team nodes,
+        which may hear of a case first through a handoff (so it may not exist here yet)."""
+
+        def work(batch: _Batch) -> Transition:
+            state, version = self._state(batch, case_id)
+            d = self.definition(state.process if state is not None else process)
+            t = advance(d, state, action, self.scope)
+            self._record(batch, d, state, version, t)
+            return t
+
+        result: Transition = self._unit(work)
         return result
 
     def _case_action(self, case_id: str, action: AnyAction) -> None:
@@ -407,6 +502,12 @@ class Engine:
             ClaimTask(at=self.clock.now(), actor=actor or member, task_id=task_id, member=member),
         )
 
+    def start(self, task_id: str, actor: str) -> None:
+        """The member holding a task begins work on it (ends its waiting time)."""
+        self._case_action(
+            self.case_of(task_id), StartTask(at=self.clock.now(), actor=actor, task_id=task_id)
+        )
+
     def release(self, task_id: str, actor: str) -> None:
         """Return a claimed task to its team's queue."""
         self._case_action(
@@ -460,15 +561,23 @@ class Engine:
     # -- time -----------------------------------------------------------------------------------
 
     def fire_due_timers(self, limit: int = 1000) -> int:
-        """Fire every timer due by now (one unit of work); return how many fired."""
+        """Fire every timer due by now (one unit of work); return how many fired.
+
+        Shared: only timers this replica could lease, so each timer fires on one replica.
+        """
         now = self.clock.now()
-        due = self.store.due_timers(now, limit)
+        if self.shared:
+            due = self.store.lease_timers(self.owner, now, now + self.lease_s, limit)
+        else:
+            due = self.store.due_timers(now, limit)
         if not due:
             return 0
 
         orphans: list[str] = []
 
         def work(batch: _Batch) -> None:
+            orphans.clear()  # the unit may run again after losing a race
+            self._prefetch(batch, [case_id for _, case_id, _ in due])
             for timer_id, case_id, _ in due:
                 state, _v = self._state(batch, case_id)
                 if state is None or state.status.ended:
@@ -501,28 +610,6 @@ class Engine:
             _record=self._record_effect,
         )
 
-    @staticmethod
-    def _outcome(case_id: str, job: RunHandler, out: Any) -> HandlerResult:
-        if isinstance(out, BaseException):
-            return HandlerResult(job, case_id, error=f"{type(out).__name__}: {out}")
-        if out is None:
-            return HandlerResult(job, case_id, data={})
-        if not isinstance(out, dict):
-            msg = f"handler {job.handler} returned {type(out).__name__}, expected a dict"
-            return HandlerResult(job, case_id, error=msg, retryable=False)
-        return HandlerResult(job, case_id, data=out)
-
-    def _pool(self) -> ThreadPoolExecutor:
-        if self._workers is None:
-            self._workers = ThreadPoolExecutor(self.handler_threads, "accord-handler")
-        return self._workers
-
-    def _abandon_pool(self) -> None:
-        # A hung handler's thread cannot be killed; stop waiting for it and start fresh threads.
-        if self._workers is not None:
-            self._workers.shutdown(wait=False, cancel_futures=True)
-            self._workers = None
-
     def call_handlers(
         self, jobs: list[tuple[str, RunHandler]], timeout: float = DEFAULT_HANDLER_TIMEOUT
     ) -> list[HandlerResult]:
@@ -531,39 +618,7 @@ class Engine:
         Every failure becomes a result with an error: an exception, a wrong return type, a
         handler that cannot be imported, or one still running after ``timeout`` seconds.
         """
-        results: list[HandlerResult | None] = [None] * len(jobs)
-        pending: list[tuple[int, Future[Any]]] = []
-        for i, (case_id, job) in enumerate(jobs):
-            try:
-                fn = self.handlers.resolve(job.handler)
-            except HandlerError as exc:
-                results[i] = HandlerResult(job, case_id, error=str(exc), retryable=False)
-                continue
-            ctx = self._context(case_id, job)
-            if timeout <= 0:
-                try:
-                    results[i] = self._outcome(case_id, job, fn(ctx))
-                except Exception as exc:  # a handler's bug becomes a failed task, not a crash
-                    results[i] = self._outcome(case_id, job, exc)
-                continue
-            pending.append((i, self._pool().submit(fn, ctx)))
-        deadline = time.monotonic() + timeout
-        hung = False
-        for i, future in pending:
-            case_id, job = jobs[i]
-            try:
-                out = future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except FutureTimeout:
-                hung = True
-                msg = f"handler {job.handler} did not finish within {timeout:g}s"
-                results[i] = HandlerResult(job, case_id, error=msg)
-                continue
-            except Exception as exc:  # raised by the handler
-                out = exc
-            results[i] = self._outcome(case_id, job, out)
-        if hung:
-            self._abandon_pool()
-        return [r for r in results if r is not None]
+        return self._runner.run(jobs, timeout, self._context)
 
     def call_handler(
         self, case_id: str, job: RunHandler, timeout: float = DEFAULT_HANDLER_TIMEOUT
@@ -578,6 +633,7 @@ class Engine:
         """Complete or fail the tasks of finished handlers, all in one unit of work."""
 
         def work(batch: _Batch) -> None:
+            self._prefetch(batch, [r.case_id for r in results])
             for r in results:
                 try:
                     self._apply_result(batch, r)
@@ -621,24 +677,64 @@ class Engine:
         )
 
     def take_job(self) -> tuple[str, RunHandler]:
-        """Take the oldest queued handler job (for drivers that run handlers themselves)."""
+        """Take the oldest queued handler job (for drivers that run handlers themselves).
+
+        Single-engine mode only: in shared mode jobs are leased with :meth:`lease_jobs`.
+        """
         case_id, job = self.jobs.popleft()
         self._queued.discard((job.task_id, job.attempt))
         return case_id, job
 
-    def run_jobs(self, max_batch: int = 512, timeout: float = DEFAULT_HANDLER_TIMEOUT) -> int:
+    def lease_jobs(
+        self, limit: int = 512, teams: Sequence[str] | None = None
+    ) -> list[tuple[str, RunHandler]]:
+        """Take up to ``limit`` handler jobs to run: from the in-memory queue, or in shared mode
+        leased from the store (of ``teams`` only, if given) for ``lease_s`` seconds, so that no
+        other replica runs them meanwhile unless this one dies."""
+        if self.shared:
+            return shared_mode.lease_jobs(self, limit, teams)
+        return [self.take_job() for _ in range(min(limit, len(self.jobs)))]
+
+    def run_jobs(
+        self,
+        max_batch: int = 512,
+        timeout: float = DEFAULT_HANDLER_TIMEOUT,
+        *,
+        teams: Sequence[str] | None = None,
+        rounds: int | None = None,
+    ) -> int:
         """Run queued handlers inline, committing each round's results together; return count.
 
         Each round commits before the next round's handlers start, so every step transition is
-        durable before the case moves on (group commit, not deferred commit).
+        durable before the case moves on (group commit, not deferred commit). Runs until no job
+        is left, or for at most ``rounds`` rounds.
         """
         done = 0
-        while self.jobs:
-            round_ = [self.take_job() for _ in range(min(max_batch, len(self.jobs)))]
+        n = 0
+        while rounds is None or n < rounds:
+            round_ = self.lease_jobs(max_batch, teams)
+            if not round_:
+                break
             results = self.call_handlers(round_, timeout)
             self.apply_results(results)
             done += len(round_)
+            n += 1
         return done
+
+    def assign_backlog(self) -> int:
+        """Offer waiting hub tasks to members with free capacity (one unit of work); return how
+        many were assigned. Replicas call this now and then as a safety net: normally a task is
+        assigned when it is offered or when a member of its team frees up."""
+        teams = {t for d in self._defs.values() for t, team in d.teams.items()
+                 if team.assignment != "pull"}  # fmt: skip
+
+        def work(batch: _Batch) -> int:
+            for team in sorted(teams):
+                self._refill(batch, team)
+            return sum(1 for w in batch.writes.values() for _ in w.tasks)
+
+        assigned: int = self._unit(work)
+        return assigned
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -677,9 +773,7 @@ class Engine:
 
     def close(self) -> None:
         """Stop the handler threads and close the store."""
-        if self._workers is not None:
-            self._workers.shutdown(wait=False, cancel_futures=True)
-            self._workers = None
+        self._runner.shutdown()
         self.store.close()
 
 

@@ -55,6 +55,7 @@ class TeamNode:
         clock: Clock | None = None,
         handlers: HandlerRegistry | None = None,
         bus: Bus | None = None,
+        auto_assign: bool = True,
     ) -> None:
         self.projection = projection
         self.d = projection.definition
@@ -67,6 +68,7 @@ class TeamNode:
             handlers=handlers,
             scope=self.part.scope,
             source=f"accord/node/{team}",
+            auto_assign=auto_assign,
         )
         self.bus = bus
         self._cursor_key = f"relay:{team}"

@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from accord.errors import DefinitionError, Problem
-from accord.kernel.scope import Scope
-from accord.model.types import Flow, ProcessDefinition, StepKind
+from accord.kernel.scope import HUB, Scope
+from accord.model.types import Flow, Mode, ProcessDefinition, StepKind
 
 Refuse = Callable[[str, str], None]
 Match = tuple[str, Mapping[str, str]]
@@ -106,8 +106,14 @@ def _backward(d: ProcessDefinition, node: str) -> list[str]:
     return found
 
 
-def project(d: ProcessDefinition) -> Projection:
-    """Cut ``d`` into team parts, or raise DefinitionError explaining why it cannot be."""
+def project(d: ProcessDefinition, *, hybrid: bool = False) -> Projection:
+    """Cut ``d`` into team parts, or raise DefinitionError explaining why it cannot be.
+
+    With ``hybrid`` the steps whose mode is central (the process's own mode unless a step says
+    otherwise) belong to the hub, which is then one more part (named ``HUB``); the rest stay
+    with their teams, and local steps with hub-involvement criteria go to the hub whenever
+    their condition holds.
+    """
     problems: list[Problem] = []
 
     def refuse(node: str, message: str) -> None:
@@ -118,22 +124,27 @@ def project(d: ProcessDefinition) -> Projection:
     if not first:
         refuse(d.start, "no team does any work in this process: nothing to choreograph")
         raise DefinitionError(problems)
-    initiator = str(d.steps[first[0]].team)
 
+    def step_owner(sid: str) -> str:
+        if hybrid and d.mode_of(sid) is Mode.CENTRAL:
+            return HUB
+        return str(d.steps[sid].team)
+
+    initiator = step_owner(first[0])
     owner: dict[str, str] = {}
     work_after: dict[str, str] = {}
     for sid, step in d.steps.items():
         if step.team is not None:
-            owner[sid] = step.team
+            owner[sid] = step_owner(sid)
     for sid in d.steps:
         if d.is_join(sid):
             after = _forward(d, sid)
             before = _backward(d, sid)
             if after:
-                owner[sid] = str(d.steps[after[0]].team)
+                owner[sid] = owner[after[0]]
                 work_after[sid] = after[0]
             elif before:
-                owner[sid] = str(d.steps[before[0]].team)
+                owner[sid] = owner[before[0]]
             else:
                 owner[sid] = initiator
     owner.setdefault(d.start, initiator)
@@ -156,25 +167,40 @@ def project(d: ProcessDefinition) -> Projection:
                 handoffs.append(Handoff(f.id, from_team, to_team, f.target, to_step, contract_of))
 
     parts: dict[str, TeamPart] = {}
-    for team in d.teams:
+    hub_steps = frozenset(sid for sid, o in owner.items() if o == HUB)
+    criteria = frozenset(
+        sid
+        for sid, st in d.steps.items()
+        if hybrid and st.require_hub_when is not None and owner.get(sid) != HUB
+    )
+    holders = sorted(set(owner.values()) | ({HUB} if hybrid else set()))
+    for team in holders if hybrid else list(d.teams):
         scope = Scope(
             team,
             initiator=initiator,
             owner=dict(owner),
             work_after=dict(work_after),
             matches=matches,
+            hub_steps=hub_steps,
+            hybrid=hybrid,
+            criteria=criteria,
         )
         decisions = tuple(
             sorted(
                 sid
                 for sid, s in d.steps.items()
                 if len(d.outgoing.get(sid, ())) > 1
-                and (s.team == team or (s.team is None and team in _holder_teams(d, sid, owner)))
+                and (
+                    owner.get(sid) == team
+                    or (s.team is None and team in _holder_teams(d, sid, owner))
+                )
             )
         )
         parts[team] = TeamPart(
             team=team,
-            steps=tuple(sid for sid, s in d.steps.items() if s.team == team and s.kind.is_work),
+            steps=tuple(
+                sid for sid, s in d.steps.items() if owner.get(sid) == team and s.kind.is_work
+            ),
             joins=tuple(sorted(j for j in owner if d.is_join(j) and owner[j] == team)),
             decisions=decisions,
             receives=tuple(h for h in handoffs if h.to_team == team),

@@ -13,6 +13,9 @@ from accord.errors import AccordError
 
 # Importing a command module registers its commands on `app`.
 from accord.cli import core  # noqa: F401  isort: skip
+from accord.cli import choreo  # noqa: F401  isort: skip
+from accord.cli import analytics  # noqa: F401  isort: skip
+from accord.cli import ops  # noqa: F401  isort: skip
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from accord.kernel.actions import (
     RetryTask,
     ReturnToken,
     StartCase,
+    StartTask,
 )
 from accord.kernel.advance import Transition, advance, digest, replay
 from accord.kernel.commands import CancelTimer, Command, OfferTask, RunHandler, ScheduleTimer
@@ -56,6 +57,7 @@ __all__ = [
     "ScheduleTimer",
     "Scope",
     "StartCase",
+    "StartTask",
     "Task",
     "TaskStatus",
     "Timer",

@@ -36,6 +36,14 @@ class ClaimTask(Action):
 
 
 @dataclass(frozen=True, slots=True)
+class StartTask(Action):
+    """The member holding a task begins work on it (allocated is not started: a member may hold
+    work in a queue; waiting ends when work starts)."""
+
+    task_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseTask(Action):
     """Give a claimed task back to its team's queue."""
 
@@ -201,6 +209,7 @@ class CloseCase(Action):
 AnyAction = (
     StartCase
     | ClaimTask
+    | StartTask
     | ReleaseTask
     | ReassignTask
     | CompleteTask

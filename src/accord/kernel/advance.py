@@ -50,6 +50,7 @@ from accord.kernel.actions import (
     RetryTask,
     ReturnToken,
     StartCase,
+    StartTask,
 )
 from accord.kernel.commands import (
     CancelTimer,
@@ -59,7 +60,7 @@ from accord.kernel.commands import (
     ScheduleTimer,
 )
 from accord.kernel.graph import graph_of
-from accord.kernel.scope import Scope
+from accord.kernel.scope import HUB, Scope
 from accord.kernel.state import (
     ACTIVE,
     CaseState,
@@ -96,6 +97,7 @@ class Transition:
 _DIRECT = frozenset(
     {
         EventType.TASK_CLAIMED,
+        EventType.TASK_STARTED,
         EventType.TASK_RELEASED,
         EventType.TASK_COMPLETED,
         EventType.TASK_FAILED,
@@ -278,6 +280,7 @@ class _Step:
             raise TaskStateError(f"case {self.s.case_id} has {self.s.status.value}")
         handler = {
             ClaimTask: self.claim,
+            StartTask: self.start_work,
             ReleaseTask: self.release,
             ReassignTask: self.reassign,
             CompleteTask: self.complete,
@@ -344,6 +347,26 @@ class _Step:
             data={"assignee": a.member, "waited_s": self.at - t.ready_at},
         )
 
+    def start_work(self) -> None:
+        a = self.a
+        assert isinstance(a, StartTask)
+        t = self.task(a.task_id)
+        if t.status is TaskStatus.CLAIMED and t.started_at is not None:
+            return  # already started: acknowledged
+        self.require_running("start work")
+        if t.status is not TaskStatus.CLAIMED:
+            raise TaskStateError(f"task {t.id} is {t.status.value}; claim it before starting")
+        self._check_holder(t, "start")
+        self.put(replace(t, started_at=self.at))
+        since = t.claimed_at if t.claimed_at is not None else t.ready_at
+        self.emit(
+            EventType.TASK_STARTED,
+            step=t.step,
+            team=t.team,
+            task=t.id,
+            data={"assignee": t.assignee, "queued_s": self.at - since},
+        )
+
     def release(self) -> None:
         a = self.a
         assert isinstance(a, ReleaseTask)
@@ -353,7 +376,9 @@ class _Step:
         if t.status is not TaskStatus.CLAIMED:
             raise TaskStateError(f"task {t.id} is {t.status.value}; only claimed tasks release")
         self._check_holder(t, "release")
-        self.put(replace(t, status=TaskStatus.READY, assignee=None, claimed_at=None))
+        self.put(
+            replace(t, status=TaskStatus.READY, assignee=None, claimed_at=None, started_at=None)
+        )
         self.emit(EventType.TASK_RELEASED, step=t.step, team=t.team, task=t.id)
         self.offer(self.s.tasks[t.id])
 
@@ -371,8 +396,10 @@ class _Step:
             if not self.may_hold(replace(moved, escalated=True), a.member):
                 raise TaskStateError(f"{a.member} is not in team {team!r}")
             moved = replace(moved, status=TaskStatus.CLAIMED, assignee=a.member, claimed_at=self.at)
+            moved = replace(moved, started_at=None)
         else:
             moved = replace(moved, status=TaskStatus.READY, assignee=None, claimed_at=None)
+            moved = replace(moved, started_at=None)
         self.put(moved)
         self.emit(
             EventType.TASK_REASSIGNED,
@@ -459,7 +486,8 @@ class _Step:
         self.put(replace(t, status=TaskStatus.COMPLETED, ended_at=self.at, digest=digest(data)))
         if data:
             self.s.data = {**self.s.data, **data}
-        work_s = self.at - (t.claimed_at if t.claimed_at is not None else t.ready_at)
+        began = t.started_at if t.started_at is not None else t.claimed_at
+        work_s = self.at - (began if began is not None else t.ready_at)
         self.emit(
             EventType.TASK_COMPLETED,
             step=t.step,
@@ -636,8 +664,10 @@ class _Step:
         flow = self.d.flow_by_id.get(a.flow)
         if flow is None:
             raise NotFound(f"{self.d.key} has no flow {a.flow!r}")
-        if self.scope is not None and self.scope.elsewhere(flow.target):
-            owner = self.scope.owner.get(flow.target)
+        if self.scope is not None and self.scope.elsewhere(
+            flow.target, self.owner_of(flow.target, a.data or self.s.data)
+        ):
+            owner = self.owner_of(flow.target, a.data or self.s.data)
             raise TaskStateError(
                 f"a handoff to {flow.target!r} belongs to team {owner!r}, not {self.scope.team!r}"
             )
@@ -921,7 +951,9 @@ class _Step:
         while True:
             while work and not self.terminated:
                 flow, tok = work.popleft()
-                if self.scope is not None and self.scope.elsewhere(flow.target):
+                if self.scope is not None and self.scope.elsewhere(
+                    flow.target, self.owner_of(flow.target, self.s.data)
+                ):
                     self.hand_off(flow, tok)
                 elif self.d.is_join(flow.target):
                     slots = self.s.joins.setdefault(flow.target, {})
@@ -952,10 +984,24 @@ class _Step:
         else:
             self.create_task(node, tok)
 
+    def owner_of(self, node: str, data: dict[str, Any]) -> str | None:
+        """Who takes a token at ``node`` now: its owner, or the hub when the step's
+        hub-involvement criteria hold on the case data (or cannot be evaluated)."""
+        assert self.scope is not None
+        owner = self.scope.owner.get(node)
+        if self.scope.hybrid and node in self.scope.criteria:
+            criteria = self.d.steps[node].require_hub_when
+            try:
+                if criteria is None or criteria.test(data):
+                    return HUB
+            except ExpressionError:
+                return HUB  # cannot tell: the hub is the safe place for it
+        return owner
+
     def hand_off(self, flow: Flow, tok: Token) -> None:
         """Choreography: the token leaves this team; the event is the message to the next."""
         assert self.scope is not None
-        to_team = self.scope.owner.get(flow.target)
+        to_team = self.owner_of(flow.target, self.s.data)
         from_steps = [o for o in tok.origin if o in self.d.steps]
         self.emit(
             EventType.HANDOFF,
@@ -1049,7 +1095,7 @@ class _Step:
         tid = f"{self.s.case_id}:{node}:{visit}"
         # Without a scope the hub runs everything. A team node sends a step to the hub only
         # in hybrid runs: steps marked central, and steps whose hub criteria hold now.
-        hub = self.scope is None or node in self.scope.hub_steps
+        hub = self.scope is None or node in self.scope.hub_steps or self.scope.team == HUB
         criteria = step.require_hub_when
         if not hub and self.scope is not None and self.scope.hybrid and criteria is not None:
             try:

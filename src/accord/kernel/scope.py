@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+HUB = "@hub"  # the owner name of steps the central engine runs in a hybrid process
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -29,13 +31,14 @@ class Scope:
     matches: Mapping[str, tuple[str, Mapping[str, str]]] = field(default_factory=dict)
     hub_steps: frozenset[str] = frozenset()
     hybrid: bool = False
+    criteria: frozenset[str] = frozenset()
 
     @property
     def keeps_ledger(self) -> bool:
         """The initiating team adds up the branches that ended and declares the case done."""
         return self.team == self.initiator
 
-    def elsewhere(self, node: str) -> bool:
+    def elsewhere(self, node: str, owner: str | None = None) -> bool:
         """Whether a token arriving at ``node`` belongs to another team."""
-        owner = self.owner.get(node)
+        owner = owner if owner is not None else self.owner.get(node)
         return owner is not None and owner != self.team

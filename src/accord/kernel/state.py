@@ -85,6 +85,7 @@ class Task:
     assignee: str | None = None
     attempt: int = 1
     claimed_at: float | None = None
+    started_at: float | None = None
     ended_at: float | None = None
     digest: str | None = None
     origin: tuple[str, ...] = ()

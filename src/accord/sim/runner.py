@@ -126,8 +126,9 @@ class Simulation:
         self.contract_violations = 0
         self.task_team: dict[str, str] = {}
         self.hub = HubDesk(self, scenario.hub) if scenario.hub is not None else None
+        self.task_engine: dict[str, Engine] = {}
         for e in self.world.distinct():
-            e.listeners.append(self._on_events)
+            e.listeners.append(self._listener(e))
         self.world.attach(self)
 
     # -- scheduling -----------------------------------------------------------------------------
@@ -150,8 +151,14 @@ class Simulation:
 
     # -- engine events --------------------------------------------------------------------------
 
-    def _on_events(self, events: list[Event]) -> None:
-        self.inbox.extend(events)
+    def _listener(self, engine: Engine) -> Callable[[list[Event]], None]:
+        def hear(events: list[Event]) -> None:
+            for e in events:
+                if e.task and e.type is EventType.TASK_READY:
+                    self.task_engine[e.task] = engine  # which runtime holds this task
+            self.inbox.extend(events)
+
+        return hear
 
     def _drain(self) -> None:
         while self.inbox:
@@ -235,8 +242,12 @@ class Simulation:
             start = next_open(self.clock.now(), team)
             end = add_working(start, self.sc.step(step).duration.sample(r), team)
             self.busy[member] = task_id
+            self.at(start, "begin", (member, task_id))
             self.at(end, "finish", (member, task_id, step))
             return
+
+    def _begin(self, member: str, task_id: str) -> None:
+        self._call(lambda: self.engine_of(task_id).start(task_id, member))
 
     def _finish(self, member: str, task_id: str, step_id: str) -> None:
         self.busy[member] = None
@@ -326,6 +337,9 @@ class Simulation:
 
     def engine_of(self, task_id: str) -> Engine:
         """The engine that holds a task (the hub, or the node of the task's team)."""
+        engine = self.task_engine.get(task_id)
+        if engine is not None:
+            return engine
         return self.world.engine_for_team(self.task_team.get(task_id))
 
     def _handler(self, engine: Engine, case_id: str, job: Any) -> None:
@@ -353,8 +367,13 @@ class Simulation:
                 self.queue[row.assignee].append(row.id)
                 self.at(self.clock.now(), "member", row.assignee)
         for row in self.engine.tasks(status="ready"):
-            if row.kind != StepKind.AUTOMATED.value and row.team and not row.hub:
+            if row.kind == StepKind.AUTOMATED.value or not row.team:
+                continue
+            self.task_team[row.id] = row.team
+            if not row.hub or self.d.teams[row.team].assignment == "pull":
                 self._pool(row.team, row.id)
+            elif self.hub is not None:
+                self.hub.offer(row.id, row.team)  # its coordinator decision was lost: decide again
         return started
 
     def run(self, resume: bool = False) -> SimResult:
@@ -388,6 +407,8 @@ class Simulation:
                     self.at(max(arrivals[i + 1], t), "arrival", i + 1)
             elif kind == "member":
                 self._member(payload)
+            elif kind == "begin":
+                self._begin(*payload)
             elif kind == "finish":
                 self._finish(*payload)
             elif kind == "pull":

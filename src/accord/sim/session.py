@@ -11,7 +11,8 @@ from accord.choreo.node import TeamNode
 from accord.choreo.projection import project
 from accord.clock import EPOCH, VirtualClock
 from accord.errors import AccordError
-from accord.events import Event
+from accord.events import Event, EventType
+from accord.kernel.scope import HUB
 from accord.model import load
 from accord.model.types import ProcessDefinition
 from accord.sim.runner import Progress, Simulation, run_meta, staffed
@@ -19,7 +20,7 @@ from accord.sim.scenario import Scenario, load_scenario
 from accord.sim.worlds import ChoreoWorld
 from accord.stores import open_store
 
-MODES = ("central", "choreo")
+MODES = ("central", "choreo", "hybrid")
 BUS_LATENCY_S = 0.05  # one hop on an in-process bus standing in for a broker on a LAN
 
 
@@ -41,25 +42,36 @@ def simulate(
     scenario: str | Path | None = None,
     progress: Progress | None = None,
     overrides: dict[str, Any] | None = None,
+    keep_events: list[Event] | None = None,
 ) -> dict[str, Any]:
     """Run ``cases`` seeded cases of the process in ``file`` and return the run summary.
 
     ``mode`` is ``central`` (one hub) or ``choreo`` (a node per team on a bus, no hub). With
     ``db`` (central only: a SQLite path or store URL) the run is kept, and a second call with
-    the same arguments resumes it where it stood instead of starting again.
+    the same arguments resumes it where it stood instead of starting again. ``keep_events``,
+    if given, receives every event of the run (for further measures).
     """
     if mode not in MODES:
         raise UnsupportedMode(f"mode {mode!r} is not available (modes: {', '.join(MODES)})")
     d = load(file)
     sc = load_scenario(d, scenario, overrides)
     run_d = staffed(d, sc)
-    if mode == "choreo":
+    if mode in ("choreo", "hybrid"):
         if db is not None:
             raise UnsupportedMode(
                 "--db keeps a central run; a choreographed run keeps one store per team node "
                 "(start them with `accord node`)"
             )
-        return _choreo(d=d, run_d=run_d, sc=sc, cases=cases, seed=seed, progress=progress)
+        return _choreo(
+            d=d,
+            run_d=run_d,
+            sc=sc,
+            cases=cases,
+            seed=seed,
+            progress=progress,
+            keep=keep_events,
+            hybrid=mode == "hybrid",
+        )
     return _central(
         d=d,
         run_d=run_d,
@@ -69,6 +81,7 @@ def simulate(
         db=db,
         scenario=scenario,
         progress=progress,
+        keep=keep_events,
     )
 
 
@@ -82,6 +95,7 @@ def _central(
     db: str | None,
     scenario: str | Path | None,
     progress: Progress | None,
+    keep: list[Event] | None,
 ) -> dict[str, Any]:
     url = "memory://" if db is None else (db if "://" in db else f"sqlite:///{db}")
     store = open_store(url)
@@ -104,7 +118,10 @@ def _central(
     try:
         sim = Simulation(engine, run_d, sc, clock, cases=cases, seed=seed, progress=progress)
         result = sim.run(resume=resume)
-        summary = summarize(engine.events(), mode="central")
+        events = engine.events()
+        summary = summarize(events, mode="central")
+        if keep is not None:
+            keep.extend(events)
     finally:
         engine.close()
     summary.update(_common(d, seed, result, resume))
@@ -114,6 +131,7 @@ def _central(
     if sim.hub is not None:
         summary["hub_queue_peak"] = sim.hub.queue_peak
     summary["bus_messages_per_case"] = 0.0
+    summary["status_freshness_s"] = 0.0  # the hub's own state is the global view
     return summary
 
 
@@ -125,12 +143,22 @@ def _choreo(
     cases: int,
     seed: int,
     progress: Progress | None,
+    keep: list[Event] | None,
+    hybrid: bool = False,
 ) -> dict[str, Any]:
-    projection = project(run_d)
+    mode = "hybrid" if hybrid else "choreo"
+    projection = project(run_d, hybrid=hybrid)
     clock = VirtualClock(EPOCH)
     nodes = {
-        team: TeamNode(projection, team, open_store("memory://"), clock=clock)
-        for team in run_d.teams
+        team: TeamNode(
+            projection,
+            team,
+            open_store("memory://"),
+            clock=clock,
+            # the hub pushes its tasks unless a coordinating team decides each assignment
+            auto_assign=team == HUB and sc.hub is None,
+        )
+        for team in projection.parts
     }
     world = ChoreoWorld(nodes, BUS_LATENCY_S)
     try:
@@ -140,15 +168,25 @@ def _choreo(
         for node in nodes.values():
             events.extend(node.engine.events())
         events.sort(key=lambda e: e.at)
-        summary = summarize(events, mode="choreo")
+        summary = summarize(events, mode=mode)
+        if keep is not None:
+            keep.extend(events)
+        lag = world.board_lag
         published = world.bus.published if world.bus is not None else 0
         rejected = sum(n.rejected for n in nodes.values())
     finally:
         for node in nodes.values():
             node.close()
     summary.update(_common(d, seed, result, False))
-    summary["hub_decisions_per_case"] = 0.0
+    summary["hub_decisions_per_case"] = _per_case(
+        summary["hub_assignments"]
+        + sum(1 for e in events if e.type is EventType.GATEWAY_DECIDED and "@hub#" in e.id),
+        summary,
+    )
+    if sim.hub is not None:
+        summary["hub_queue_peak"] = sim.hub.queue_peak
     summary["bus_messages_per_case"] = _per_case(published, summary)
+    summary["status_freshness_s"] = round(lag, 4)
     summary["handoff_rejections"] += rejected
     return summary
 

@@ -10,10 +10,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import orjson
+
+from accord.buses.base import Message
 from accord.buses.memory import MemoryBus
 from accord.central.engine import Engine
 from accord.choreo.node import TeamNode, sender_of
-from accord.events import Event
+from accord.events import Event, parse_iso
 
 if TYPE_CHECKING:
     from accord.sim.runner import Simulation
@@ -78,6 +81,8 @@ class ChoreoWorld(World):
         self.initiator = next(n for n in nodes.values() if n.is_initiator)
         self.main = self.initiator.engine
         self.bus: MemoryBus | None = None
+        self._lag_total = 0.0
+        self._lag_n = 0
 
     def distinct(self) -> list[Engine]:
         """Every node's engine."""
@@ -104,6 +109,20 @@ class ChoreoWorld(World):
         for node in self.nodes.values():
             node.attach(self.bus)
             node.engine.listeners.append(_relay_after_commit(node))
+
+        def board(msg: Message) -> None:
+            # a passive observer, like the status board: how stale is its view when it learns?
+            sent = orjson.loads(msg.data).get("time")
+            if sent:
+                self._lag_total += sim.clock.now() - parse_iso(sent)
+                self._lag_n += 1
+
+        self.bus.subscribe("accord.>", "board", board)
+
+    @property
+    def board_lag(self) -> float:
+        """Mean delay between an event being committed and the board hearing of it."""
+        return self._lag_total / self._lag_n if self._lag_n else 0.0
 
 
 def _relay_after_commit(node: TeamNode) -> Callable[[list[Event]], None]:

@@ -87,7 +87,8 @@ class Store(Protocol):
         """The migration number the database is at."""
 
     def put_definition(self, key: str, name: str, source: str, at: float) -> None:
-        """Record a deployed definition's source (idempotent per key)."""
+        """Record a deployed definition's source (idempotent per key; an empty source never
+        replaces a stored one, so a replica that deployed from the store keeps it intact)."""
 
     def definitions(self) -> list[tuple[str, str, str]]:
         """Every deployed definition as (key, name, source)."""
@@ -157,6 +158,11 @@ class Store(Protocol):
     ) -> list[tuple[str, str, float]]:
         """Like :meth:`due_timers`, but only timers nobody holds a live lease on, leased to
         ``owner`` until ``until``, so that replicas firing timers never fire the same one."""
+
+    def renew_leases(self, owner: str, until: float) -> int:
+        """Extend every lease ``owner`` still holds to ``until`` (a live replica's heartbeat, so
+        that long handlers keep their jobs while a dead replica's leases run out); return how
+        many."""
 
     def release_leases(self, owner: str) -> int:
         """End every lease ``owner`` holds (a replica shutting down); return how many."""

@@ -180,7 +180,7 @@ class PostgresStore:
 
     def _rows(self, query: str | sql.Composed, args: Sequence[Any] = ()) -> list[Any]:
         with self._conn() as conn:
-            return conn.execute(query, args).fetchall()  # type: ignore[arg-type]
+            return conn.execute(query, args).fetchall()
 
     # -- schema ---------------------------------------------------------------------------------
 
@@ -200,7 +200,7 @@ class PostgresStore:
                 if number <= current:
                     continue
                 for statement in statements:
-                    conn.execute(_ddl(statement))  # type: ignore[arg-type]
+                    conn.execute(_ddl(statement))
                 conn.execute("INSERT INTO schema_version VALUES (%s)", (number,))
 
     def schema_version(self) -> int:
@@ -215,7 +215,8 @@ class PostgresStore:
         with self._conn() as conn:
             conn.execute(
                 "INSERT INTO definitions VALUES (%s,%s,%s,%s) ON CONFLICT (key) DO UPDATE SET "
-                "name = excluded.name, source = excluded.source",
+                "name = excluded.name, source = CASE WHEN excluded.source = '' "
+                "THEN definitions.source ELSE excluded.source END",
                 (key, name, source, at),
             )
 
@@ -387,7 +388,7 @@ class PostgresStore:
         args = {"owner": owner, "until": until, "kind": kind, "now": now, "limit": limit,
                 "teams": list(teams or ())}  # fmt: skip
         with self._conn() as conn:
-            rows = conn.execute(query, args).fetchall()  # type: ignore[arg-type]
+            rows = conn.execute(query, args).fetchall()
         return sorted((_task_row(r) for r in rows), key=lambda r: (r.ready_at, r.id))
 
     def lease_timers(
@@ -404,6 +405,19 @@ class PostgresStore:
                 (owner, until, now, now, limit),
             ).fetchall()
         return sorted(((r[0], r[1], float(r[2])) for r in rows), key=lambda t: (t[2], t[0]))
+
+    def renew_leases(self, owner: str, until: float) -> int:
+        n = 0
+        with self._conn() as conn:
+            for table in ("tasks", "timers"):
+                cur = conn.execute(
+                    sql.SQL("UPDATE {} SET lease_until = %s WHERE lease_owner = %s").format(
+                        sql.Identifier(table)
+                    ),
+                    (until, owner),
+                )
+                n += cur.rowcount
+        return n
 
     def release_leases(self, owner: str) -> int:
         n = 0
@@ -444,7 +458,10 @@ class PostgresStore:
             "SELECT id, role, host, pid, started_at, seen_at, state, info::text FROM replicas "
             'ORDER BY started_at, id COLLATE "C"'
         )
-        return [ReplicaRow(*r[:7], info=orjson.loads(r[7])) for r in rows]
+        return [
+            ReplicaRow(r[0], r[1], r[2], int(r[3]), r[4], r[5], r[6], orjson.loads(r[7]))
+            for r in rows
+        ]
 
     def forget_replica(self, replica_id: str) -> None:
         with self._conn() as conn:

@@ -118,7 +118,8 @@ class SqliteStore:
         with self._lock:
             self._db.execute(
                 "INSERT INTO definitions VALUES (?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
-                "name=excluded.name, source=excluded.source",
+                "name=excluded.name, source=CASE WHEN excluded.source = '' "
+                "THEN definitions.source ELSE excluded.source END",
                 (key, name, source, at),
             )
 
@@ -359,6 +360,16 @@ class SqliteStore:
                 raise
         return [(r[0], r[1], float(r[2])) for r in rows]
 
+    def renew_leases(self, owner: str, until: float) -> int:
+        with self._lock:
+            n = 0
+            for table in ("tasks", "timers"):
+                cur = self._db.execute(
+                    f"UPDATE {table} SET lease_until = ? WHERE lease_owner = ?", (until, owner)
+                )
+                n += cur.rowcount
+            return n
+
     def release_leases(self, owner: str) -> int:
         with self._lock:
             n = 0
@@ -399,7 +410,10 @@ class SqliteStore:
                 "SELECT id, role, host, pid, started_at, seen_at, state, info FROM replicas "
                 "ORDER BY started_at, id"
             ).fetchall()
-        return [ReplicaRow(*r[:7], info=orjson.loads(r[7])) for r in rows]
+        return [
+            ReplicaRow(r[0], r[1], r[2], int(r[3]), r[4], r[5], r[6], orjson.loads(r[7]))
+            for r in rows
+        ]
 
     def forget_replica(self, replica_id: str) -> None:
         with self._lock:
