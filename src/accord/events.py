@@ -17,6 +17,7 @@ SCHEMA_VERSION = 1
 class EventType(StrEnum):
     """What happened. The dotted names are the CloudEvents ``type`` (prefixed ``accord.``)."""
 
+    CASE_REQUESTED = "case.requested"
     CASE_STARTED = "case.started"
     CASE_COMPLETED = "case.completed"
     CASE_CANCELLED = "case.cancelled"

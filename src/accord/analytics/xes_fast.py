@@ -15,6 +15,7 @@ line and column) reads the file instead. Tests check both readers agree on every
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ class NotSimple(Exception):
     """The file uses XML this reader does not handle; the streaming reader must read it."""
 
 
+NCOL = 12  # fields per token: an element with more than five attributes is read carefully
+
+
 def read_xes_fast(source: Path | bytes, path: Path, keys: XesKeys | None = None) -> EventLog:
     """Read XES text (a plain file, or decompressed bytes) into an :class:`EventLog`.
 
@@ -42,27 +46,40 @@ def read_xes_fast(source: Path | bytes, path: Path, keys: XesKeys | None = None)
         raw = _tokens(source)
     except pl.exceptions.NoDataError:
         raise LogError(f"{path}: the file is empty") from None
-    tok = raw.to_series().fill_null("")
-    del raw
-    if tok.len() and tok[0].strip() not in ("", "\ufeff"):
+    if raw.height == 0:
+        raise LogError(f"{path}: the file is empty")
+    lead = raw.row(0)
+    if any(f is not None and f.strip() not in ("", "\ufeff") for f in lead):
         raise NotSimple("text before the first element")
-    tok = tok.slice(1)
-    if tok.len() and tok[0].startswith("?xml"):
-        tok = tok.slice(1)
-    # Comments that hold no '<' are one token each: drop them. Anything else unusual: give up.
-    tok = tok.filter(~tok.str.contains(r"(?s)^!--.*-->\s*$"))
-    if bool(tok.str.contains(r"^[!?]|&#").any()):
-        raise NotSimple("CDATA, DTD, processing instructions or character references")
-    return _read_tokens(tok, path, keys)
+    raw = raw.slice(1)
+    if raw.height and (raw["c0"][0] or "").startswith("?xml"):
+        raw = raw.slice(1)
+    if bool(raw[f"c{NCOL - 1}"].is_not_null().any()):
+        raise NotSimple("an element with many attributes")
+    head = raw["c0"].fill_null("")
+    comment = head.str.starts_with("!--")
+    if bool(comment.any()):
+        # A comment without '<' is one token (split at its quotes): drop it; anything else,
+        # such as a comment holding markup, goes to the careful reader.
+        whole = (
+            raw.filter(comment)
+            .select(pl.concat_str(pl.all(), separator='"', ignore_nulls=True))
+            .to_series()
+        )
+        if not bool(whole.str.contains(r"(?s)-->\s*$").all()):
+            raise NotSimple("a comment holding markup")
+        raw = raw.filter(~comment)
+        head = head.filter(~comment)
+    if bool(head.str.contains(r"^[!?]").any()):
+        raise NotSimple("CDATA, DTD or processing instructions")
+    return _read_tokens(raw, head, path, keys)
 
 
-def _read_tokens(tok: pl.Series, path: Path, keys: XesKeys) -> EventLog:
-    # Attributes are found by the literal ' key="' and ' value="'; any other spelling (no space
-    # before, single quotes, spaces around '='): the careful reader.
-    if bool(tok.str.contains(r'[^ ](key|value)=|(key|value)=[^"]').any()):
-        raise NotSimple("attributes written in an unusual way")
-    frame = pl.DataFrame(
-        {"close": tok.str.starts_with("/"), "selfclose": tok.str.contains(r"/>\s*$")}
+def _read_tokens(raw: pl.DataFrame, head: pl.Series, path: Path, keys: XesKeys) -> EventLog:
+    last = pl.coalesce([pl.col(f"c{i}") for i in reversed(range(NCOL))])
+    frame = raw.select(
+        pl.col("c0").str.starts_with("/").fill_null(False).alias("close"),
+        last.str.contains(r"/>\s*$").fill_null(False).alias("selfclose"),
     )
     frame = frame.with_row_index("i").with_columns(
         pl.when(pl.col("close"))
@@ -76,7 +93,7 @@ def _read_tokens(tok: pl.Series, path: Path, keys: XesKeys) -> EventLog:
     frame = frame.with_columns((pl.col("delta").cum_sum() - pl.col("delta")).alias("depth"))
     named_mask = (frame["delta"] != 0) | (frame["depth"] <= 2)
     named = frame.filter(named_mask).with_columns(
-        tok.filter(named_mask)
+        head.filter(named_mask)
         .str.extract(r"^/?([^\s/>]+)")
         .str.split(":")
         .list.last()
@@ -88,23 +105,39 @@ def _read_tokens(tok: pl.Series, path: Path, keys: XesKeys) -> EventLog:
         raise NotSimple("a token that is not an element")
     _check_nesting(frame, named, path)
     del frame
-    wanted = keys.event_columns()
-    patterns = list(dict.fromkeys([f' key="{k}"' for k in (keys.case, *wanted)]))
-    mask = tok.str.contains_any(patterns)
-    sub = tok.filter(mask)
-    key = pl.lit(None, dtype=pl.Utf8)
-    for pattern in patterns:
-        key = (
-            pl.when(sub.str.contains(pattern, literal=True))
-            .then(pl.lit(pattern[6:-1]))
-            .otherwise(key)
+    wanted = [*dict.fromkeys([keys.case, *keys.event_columns()])]
+    # key="K" value="V" splits at its quotes into: 'TAG key=', K, ' value=', V, '/>'
+    c0, c2 = pl.col("c0"), pl.col("c2")
+    key_first = c0.str.contains(r"\skey=$") & c2.str.contains(r"^\s+value=$")
+    value_first = c0.str.contains(r"\svalue=$") & c2.str.contains(r"^\s+key=$")
+    key_only = c0.str.contains(r"\skey=$") & ~c2.fill_null("").str.contains("=", literal=True)
+    cols = (
+        raw.lazy()
+        .with_row_index("i")
+        .select(
+            "i",
+            pl.when(key_first | key_only)
+            .then(pl.col("c1"))
+            .when(value_first)
+            .then(pl.col("c3"))
+            .alias("key"),
+            pl.when(key_first)
+            .then(pl.col("c3").fill_null(""))
+            .when(value_first)
+            .then(pl.col("c1").fill_null(""))
+            .alias("value"),
+            (c0.str.contains(r"key\s*=") & ~key_first.fill_null(False)
+             & ~value_first.fill_null(False) & ~key_only.fill_null(False))
+            .fill_null(False).alias("odd"),
         )
-    attrs = pl.DataFrame(
-        {
-            "i": pl.int_range(0, tok.len(), eager=True, dtype=pl.UInt32).filter(mask),
-            "value": sub.str.extract(r' value="([^"]*)"'),
-        }
-    ).with_columns(key.alias("key"))
+    )  # fmt: skip
+    attrs = cols.filter(pl.col("odd") | pl.col("key").is_in(wanted)).collect()
+    del raw
+    if bool(attrs["odd"].any()):
+        raise NotSimple("attributes written in an unusual way")
+    attrs = attrs.drop("odd")
+    if bool(attrs["value"].str.contains("&#", literal=True).any()):
+        raise NotSimple("character references")
     if bool(attrs["value"].str.contains("&", literal=True).any()):
         attrs = attrs.with_columns(
             pl.when(pl.col("value").str.contains("&", literal=True))
@@ -112,21 +145,21 @@ def _read_tokens(tok: pl.Series, path: Path, keys: XesKeys) -> EventLog:
             .otherwise(pl.col("value"))
             .alias("value")
         )
-    del sub, tok
-    return _columns(named, attrs, path, keys)
+    return _columns(named, attrs.with_columns(pl.col("i").cast(pl.UInt32)), path, keys)
 
 
 def _tokens(source: Path | bytes) -> pl.DataFrame:
+    # '<' can never occur inside an attribute value, and '"' only delimits them: each row is
+    # one element (or closing tag) and its fields are what lies between its quotes.
     return pl.read_csv(
-        source,
+        io.BytesIO(source) if isinstance(source, bytes) else source,
         has_header=False,
-        separator="\x00",  # never in XML text, so each row is one '<'-delimited token
+        separator='"',
         quote_char=None,
         eol_char="<",
-        new_columns=["tok"],
-        schema_overrides={"tok": pl.Utf8},
-        infer_schema=False,
+        schema=dict.fromkeys((f"c{i}" for i in range(NCOL)), pl.Utf8),
         truncate_ragged_lines=True,
+        missing_columns="insert",
     )
 
 

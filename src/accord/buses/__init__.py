@@ -17,7 +17,9 @@ def open_bus(url: str) -> Bus:
 
         return MemoryBus(url)
     if url.startswith("nats:"):
-        raise BusError("the NATS adapter is not available in this version of accord")
+        from accord.buses.nats import NatsBus
+
+        return NatsBus(url)
     raise BusError(f"unknown bus URL {url!r} (use memory:// or nats://host:4222)")
 
 

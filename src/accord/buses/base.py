@@ -32,6 +32,9 @@ class Bus(Protocol):
     def publish(self, subject: str, data: bytes, msg_id: str) -> None:
         """Publish durably (returns once the broker has it)."""
 
+    def publish_many(self, items: list[tuple[str, bytes, str]]) -> None:
+        """Publish (subject, data, id) items, acknowledgements awaited together."""
+
     def subscribe(self, subject: str, durable: str, handler: Handler) -> None:
         """Deliver every message matching ``subject`` to ``handler``; ``durable`` names the
         consumer so that a restarted subscriber resumes where it stopped."""

@@ -40,6 +40,11 @@ class MemoryBus:
         if self._schedule is None:
             self.pump()
 
+    def publish_many(self, items: list[tuple[str, bytes, str]]) -> None:
+        """Publish each item in order."""
+        for subject, data, msg_id in items:
+            self.publish(subject, data, msg_id)
+
     def _later(self, handler: Handler, msg: Message) -> Callable[[], None]:
         return lambda: self._deliver(handler, msg)
 

@@ -11,6 +11,7 @@ receiver ignores an event id it has already acted on).
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import orjson
@@ -75,7 +76,7 @@ class TeamNode:
         self.cursor = int(store.get_meta(self._cursor_key) or 0)
         self.rejected = 0
         self.handled = 0
-        self._relaying = False
+        self._relay_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -117,6 +118,8 @@ class TeamNode:
         """Turn a bus event into a kernel action for this team, if it concerns this team."""
         if sender_of(e) == self.team:
             return False  # our own event, already applied when we wrote it
+        if e.type is EventType.CASE_REQUESTED:
+            return self._requested(e)
         action = self._action_for(e)
         if action is None:
             return False
@@ -132,6 +135,19 @@ class TeamNode:
         except AccordError as exc:
             log.warning("%s: %s %s refused: %s", self.team, e.type.value, e.id, exc)
             return False
+        self.handled += 1
+        return True
+
+    def _requested(self, e: Event) -> bool:
+        """Initiation without a hub: whoever wants a case notifies the initiating team."""
+        if not self.is_initiator:
+            return False
+        try:
+            self.engine.start_case(
+                self.d.id, dict(e.data.get("data") or {}), case_id=e.case, actor=e.actor
+            )
+        except CaseError:
+            return False  # requested twice (a redelivery): the case already exists
         self.handled += 1
         return True
 
@@ -217,27 +233,31 @@ class TeamNode:
 
     def relay(self) -> int:
         """Publish committed events past the cursor; move the cursor. Returns how many."""
-        if self.bus is None or self._relaying:
-            return 0  # an in-process bus may call back into us while we publish
-        self._relaying = True
+        if self.bus is None or not self._relay_lock.acquire(blocking=False):
+            return 0  # busy (an in-process bus may call back into us while we publish)
         sent = 0
         try:
             while True:
                 batch = list(self.engine.store.events(after=self.cursor, limit=500))
                 if not batch:
                     break
-                for pos, e in batch:
-                    self.bus.publish(
-                        subject_for(e.process, e.type.value),
-                        orjson.dumps(e.to_cloudevent() | {"source": f"accord/node/{self.team}"}),
-                        e.id,
-                    )
-                    self.cursor = pos
-                    sent += 1
+                source = {"source": f"accord/node/{self.team}"}
+                self.cursor = batch[-1][0]
+                self.bus.publish_many(
+                    [
+                        (
+                            subject_for(e.process, e.type.value),
+                            orjson.dumps(e.to_cloudevent() | source),
+                            e.id,
+                        )
+                        for _pos, e in batch
+                    ]
+                )
+                sent += len(batch)
                 # after publishing: a crash before this line publishes again, never loses
                 self.engine.store.set_meta(self._cursor_key, str(self.cursor))
         finally:
-            self._relaying = False
+            self._relay_lock.release()
         return sent
 
     def close(self) -> None:

@@ -192,3 +192,175 @@ th:first-child{{text-align:left}}table{{border-collapse:collapse}}tr:nth-child(e
 <table><tr><th>measure</th>{head}</tr>{"".join(rows)}</table>
 <h2>Why they differ</h2><ul>{items}</ul>{sweep_html}</body></html>
 """
+
+
+def _graceful() -> Any:
+    """A stop flag set by SIGTERM or SIGINT (finish the current step, then stop)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+@app.command()
+def node(  # noqa: PLR0917 - typer maps each parameter to an option
+    team: Annotated[str, typer.Option(help="The team this node runs (or @hub in hybrid).")],
+    process: Annotated[Path, typer.Option(help="Process definition (YAML).")],
+    bus: Annotated[str, typer.Option(help="Bus URL: nats://host:4222 (or memory://).")],
+    store: Annotated[str, typer.Option(help="This node's own SQLite file.")],
+    hybrid: Annotated[bool, typer.Option(help="Run the hybrid projection.")] = False,
+    members: Annotated[
+        bool, typer.Option(help="Let synthetic members work the team's tasks (demos, tests).")
+    ] = False,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per second for members.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed for synthetic members.")] = 0,
+) -> None:
+    """Run one team's node: its part of every case, its own store, the bus. No hub."""
+    import logging
+
+    from accord.buses import open_bus
+    from accord.choreo.live import LiveNode
+    from accord.choreo.node import TeamNode
+    from accord.choreo.projection import project as cut
+    from accord.model import load
+    from accord.sim.runner import staffed
+    from accord.sim.scenario import load_scenario
+    from accord.stores import open_store
+
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {team} %(levelname)s %(message)s")
+    d = load(process)
+    sc = load_scenario(d)
+    d = staffed(d, sc)
+    projection = cut(d, hybrid=hybrid)
+    projection.part(team)  # refuses an unknown team precisely
+    url = store if "://" in store else f"sqlite:///{store}"
+    stop = _graceful()
+    the_bus = open_bus(bus)
+    tn = TeamNode(projection, team, open_store(url))
+    tn.attach(the_bus)
+    live = LiveNode(tn, sc, members=members, speed=speed, seed=seed)
+    err.print(f"node {team} of {d.key} on {bus} (store {store}); initiator: {projection.initiator}")
+    try:
+        live.run(stop)
+    finally:
+        the_bus.close()
+        tn.close()
+        err.print(f"node {team} stopped (completed {live.completed} tasks by synthetic members)")
+
+
+@app.command()
+def request(
+    process: Annotated[Path, typer.Argument(help="Process definition (YAML).")],
+    bus: Annotated[str, typer.Option(help="Bus URL.")],
+    cases: Annotated[int, typer.Option("--cases", "-n", help="How many cases to request.")] = 1,
+    prefix: Annotated[str, typer.Option(help="Case ids are PREFIX-000001, ...")] = "case",
+    rate: Annotated[float, typer.Option(help="Requests per second (0: all at once).")] = 0.0,
+) -> None:
+    """Ask the initiating team to start cases (case start is an event: no hub involved)."""
+    import time
+
+    from accord.buses import open_bus, subject_for
+    from accord.events import Event, EventType
+    from accord.model import load
+
+    d = load(process)
+    the_bus = open_bus(bus)
+    try:
+        batch: list[tuple[str, bytes, str]] = []
+        for i in range(cases):
+            cid = f"{prefix}-{i + 1:06d}"
+            e = Event(
+                id=f"{cid}#requested",
+                type=EventType.CASE_REQUESTED,
+                case=cid,
+                process=d.key,
+                at=time.time(),
+                seq=0,
+                actor="accord start",
+                data={"data": {}},
+                source="accord/start",
+            )
+            item = (subject_for(d.key, e.type.value), orjson.dumps(e.to_cloudevent()), e.id)
+            if rate > 0:
+                the_bus.publish_many([item])
+                time.sleep(1.0 / rate)
+            else:
+                batch.append(item)
+        for k in range(0, len(batch), 500):
+            the_bus.publish_many(batch[k : k + 500])
+    finally:
+        the_bus.close()
+    err.print(f"requested {cases} cases of {d.key}")
+
+
+@app.command()
+def board(  # noqa: PLR0917 - typer maps each parameter to an option
+    process: Annotated[Path, typer.Option(help="Process definition (YAML).")],
+    bus: Annotated[str, typer.Option(help="Bus URL.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Keep the view as JSON in this file.")
+    ] = None,
+    every: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+    until: Annotated[
+        int, typer.Option(help="Exit once this many cases have ended (0: run until stopped).")
+    ] = 0,
+    json: Annotated[bool, typer.Option("--json", help="Print the final view as JSON.")] = False,
+) -> None:
+    """The status board: a passive view of every case from everyone's events."""
+    import threading
+    import time
+
+    from accord.buses import open_bus
+    from accord.choreo.board import StatusBoard
+    from accord.events import Event
+    from accord.model import load
+
+    d = load(process)
+    sb = StatusBoard(d)
+    lock = threading.Lock()
+
+    def hear(msg: Any) -> None:
+        try:
+            e = Event.from_cloudevent(orjson.loads(msg.data))
+        except (ValueError, orjson.JSONDecodeError):
+            return
+        with lock:
+            sb.observe(e)
+
+    stop = _graceful()
+    the_bus = open_bus(bus)
+    the_bus.subscribe(f"accord.{d.id}.>", f"board-{d.id}", hear)
+
+    def snapshot() -> list[dict[str, Any]]:
+        with lock:
+            return sb.view(time.time())
+
+    try:
+        while not stop.is_set():
+            stop.wait(every)
+            view = snapshot()
+            if out_file is not None:
+                out_file.write_bytes(orjson.dumps({"cases": view}))
+            counts: dict[str, int] = {}
+            for c in view:
+                counts[c["status"]] = counts.get(c["status"], 0) + 1
+            if not json:
+                silent = sum(1 for c in view if c["silent"])
+                err.print(f"board: {counts} silent={silent}", highlight=False)
+            ended = counts.get("completed", 0) + counts.get("cancelled", 0)
+            if until and ended >= until:
+                break
+    finally:
+        the_bus.close()
+    view = snapshot()
+    if out_file is not None:
+        out_file.write_bytes(orjson.dumps({"cases": view}))
+    if json:
+        sys.stdout.write(orjson.dumps({"cases": view}, option=orjson.OPT_INDENT_2).decode() + "\n")

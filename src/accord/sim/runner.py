@@ -21,11 +21,12 @@ import orjson
 
 from accord.central.engine import Engine, HandlerResult
 from accord.clock import VirtualClock
-from accord.errors import AccordError, CaseError, ContractViolation
+from accord.errors import AccordError, CaseError
 from accord.events import Event, EventType
 from accord.model.types import Member, ProcessDefinition, StepKind, Team
 from accord.sim.calendar import add_working, next_open
 from accord.sim.hub import HubDesk
+from accord.sim.people import finish
 from accord.sim.scenario import Scenario
 from accord.sim.worlds import CentralWorld, World
 
@@ -51,19 +52,6 @@ def staffed(d: ProcessDefinition, scenario: Scenario) -> ProcessDefinition:
                 members.append(Member(f"{tid}-{k + 1}", f"{team.name} {k + 1}", roles))
         teams[tid] = replace(team, members=tuple(members))
     return replace(d, teams=teams) if changed else d
-
-
-def _synth(field_name: str, schema: dict[str, Any] | None, rng: random.Random) -> Any:
-    prop = ((schema or {}).get("properties") or {}).get(field_name) or {}
-    if "enum" in prop:
-        return rng.choice(prop["enum"])
-    kind = prop.get("type")
-    if kind in ("number", "integer"):
-        low = prop.get("minimum", 0)
-        return low + rng.randint(1, 1000)
-    if kind == "boolean":
-        return rng.random() < 0.5
-    return f"{field_name}-{rng.randint(1000, 9999)}"
 
 
 @dataclass(slots=True)
@@ -252,47 +240,16 @@ class Simulation:
     def _finish(self, member: str, task_id: str, step_id: str) -> None:
         self.busy[member] = None
         engine = self.engine_of(task_id)
-        step = self.d.steps[step_id]
-        spec = self.sc.step(step_id)
-        r = self.rng("data", task_id)
-        if spec.fail_rate and r.random() < spec.fail_rate:
-            self._call(lambda: engine.fail(task_id, member, "simulated failure"))
-        else:
-            data = {k: g.sample(r) for k, g in spec.data.items()}
-            for name in step.outputs:
-                if name not in data:
-                    data[name] = _synth(name, step.contract, r)
-            decisions = self._decisions(r)
-            try:
-                engine.complete(task_id, member, data, decisions=decisions)
-            except ContractViolation as exc:
-                # The scenario entered data the contract refuses: count it as a handoff error,
-                # then the member corrects it (data made from the contract) or gives up.
-                self.contract_violations += 1
-                reason = str(exc)
-                fixed = {**data, **{k: _synth(k, step.contract, r) for k in _fields(step.contract)}}
-                if not self._call(
-                    lambda: engine.complete(task_id, member, fixed, decisions=decisions)
-                ):
-                    self._call(lambda: engine.fail(task_id, member, reason, False))
-            except CaseError:
-                pass  # the world moved on (task withdrawn, case paused): a person shrugs
+        rng = self.rng("data", task_id)
+        outcome = finish(
+            engine, self.d, self.sc, task_id=task_id, step_id=step_id, member=member, rng=rng
+        )
+        if outcome.contract_violation:
+            self.contract_violations += 1  # a handoff the contract refused (then corrected)
         self.at(self.clock.now(), "member", member)
         for team_id in self.teams_of_member.get(member, ()):
             if self.pool.get(team_id):
                 self.at(self.clock.now(), "pull", team_id)
-
-    def _decisions(self, r: random.Random) -> dict[str, list[str]]:
-        """Scenario branch choices: one target for exclusive routing; for an inclusive gateway
-        each target independently with its probability (at least one)."""
-        out: dict[str, list[str]] = {}
-        for gid, pairs in self.sc.branches.items():
-            if self.d.steps[gid].kind is StepKind.INCLUSIVE:
-                chosen = [t for t, p in pairs if r.random() < min(p, 1.0)]
-                out[gid] = chosen or [max(pairs, key=lambda x: x[1])[0]]
-            else:
-                out[gid] = [r.choices([p[0] for p in pairs], [p[1] for p in pairs])[0]]
-        return out
 
     def _pull(self, team_id: str) -> None:
         pool = self.pool[team_id]
@@ -440,11 +397,6 @@ class Simulation:
             unfinished=open_cases,
             contract_violations=self.contract_violations,
         )
-
-
-def _fields(schema: dict[str, Any] | None) -> list[str]:
-    props = (schema or {}).get("properties") or {}
-    return [str(k) for k in props]
 
 
 def _case(task_id: str) -> str:

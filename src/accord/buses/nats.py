@@ -1,0 +1,242 @@
+"""NATS JetStream adapter: one stream per process, durable pull consumers, explicit acks.
+
+nats-py is asynchronous; accord's nodes are not (the kernel and SQLite are synchronous and
+fast). The adapter runs its own event loop on a background thread and exposes the synchronous
+Bus protocol. Publishing returns once JetStream has stored the message (durable) and carries
+the event id as ``Nats-Msg-Id``, so a republished event inside the duplicate window is dropped by
+the server; consumers still dedupe by id for anything older. A handler that raises is answered
+with a delayed negative ack, so the message comes back later rather than being lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import nats
+from nats.errors import NoServersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from accord.buses.base import Handler, Message
+from accord.errors import AccordError
+
+log = logging.getLogger("accord.bus.nats")
+T = TypeVar("T")
+
+CONNECT_ATTEMPTS = 30  # with backoff, about a minute before giving up at start-up
+ACK_WAIT_S = 30.0
+DUPLICATE_WINDOW_S = 120.0
+
+
+class NatsUnavailable(AccordError):
+    """The NATS server could not be reached."""
+
+
+def stream_name(subject: str) -> str:
+    """``accord.client-onboarding.>`` -> ``ACCORD_client-onboarding`` (one stream a process)."""
+    tokens = subject.split(".")
+    process = tokens[1] if len(tokens) > 1 else "all"
+    return "ACCORD_" + re.sub(r"[^A-Za-z0-9_-]", "_", process)
+
+
+class NatsBus:
+    """A Bus on NATS JetStream (``nats://host:port``)."""
+
+    def __init__(self, url: str, *, connect_attempts: int = CONNECT_ATTEMPTS) -> None:
+        self.url = url
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="accord-nats")
+        self._thread.daemon = True
+        self._thread.start()
+        self._streams: set[str] = set()
+        self._tasks: list[asyncio.Future[None]] = []
+        self._pools: list[ThreadPoolExecutor] = []
+        self._closing = False
+        self.nc: Any = None
+        self.js: Any = None
+        try:
+            self._run(self._connect(connect_attempts), timeout=None)
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _connect(self, attempts: int) -> None:
+        delay = 0.2
+        for attempt in range(1, attempts + 1):
+            try:
+                self.nc = await nats.connect(
+                    self.url,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                )
+                self.js = self.nc.jetstream()
+                return
+            except (NoServersError, OSError, TimeoutError, NatsTimeout) as exc:
+                if attempt == attempts:
+                    raise NatsUnavailable(
+                        f"cannot reach NATS at {self.url} after {attempts} attempts: {exc}"
+                    ) from None
+                log.warning(
+                    "NATS at %s not reachable (%s); retrying in %.1fs", self.url, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _ensure_stream(self, subject: str) -> str:
+        name = stream_name(subject)
+        if name in self._streams:
+            return name
+        wanted = StreamConfig(
+            name=name,
+            subjects=[f"accord.{name.removeprefix('ACCORD_')}.>"],
+            duplicate_window=DUPLICATE_WINDOW_S,
+        )
+        try:
+            await self.js.stream_info(name)
+        except NotFoundError:
+            with contextlib.suppress(BadRequestError):  # another process created it meanwhile
+                await self.js.add_stream(wanted)
+        self._streams.add(name)
+        return name
+
+    # -- the Bus protocol -----------------------------------------------------------------------
+
+    def publish(self, subject: str, data: bytes, msg_id: str) -> None:
+        """Publish and wait for JetStream's acknowledgement (the message is stored)."""
+        self.publish_many([(subject, data, msg_id)])
+
+    def publish_many(self, items: list[tuple[str, bytes, str]]) -> None:
+        """Publish several messages with their acknowledgements awaited together (pipelined)."""
+        if items:
+            self._run(self._publish_many(items))
+
+    async def _publish_many(self, items: list[tuple[str, bytes, str]]) -> None:
+        for subject, _, _ in items:
+            await self._ensure_stream(subject)
+        await asyncio.gather(
+            *(
+                self.js.publish(subject, data, headers={"Nats-Msg-Id": msg_id}, timeout=10)
+                for subject, data, msg_id in items
+            )
+        )
+
+    def subscribe(self, subject: str, durable: str, handler: Handler) -> None:
+        """A durable pull consumer: a restarted subscriber resumes at its first unacked message."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"accord-{durable}")
+        self._pools.append(pool)
+        self._run(self._subscribe(subject, durable, handler, pool))
+
+    async def _subscribe(
+        self, subject: str, durable: str, handler: Handler, pool: ThreadPoolExecutor
+    ) -> None:
+        stream = await self._ensure_stream(subject)
+        durable = re.sub(r"[^A-Za-z0-9_-]", "_", durable)
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ACK_WAIT_S,
+            max_deliver=-1,
+            filter_subject=subject,
+        )
+        psub = await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+        task = asyncio.ensure_future(self._consume(psub, handler, pool))
+        self._tasks.append(task)
+
+    async def _consume(self, psub: Any, handler: Handler, pool: ThreadPoolExecutor) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            try:
+                msgs = await psub.fetch(batch=200, timeout=1)
+            except (NatsTimeout, TimeoutError):
+                continue
+            except Exception as exc:  # connection trouble: nats-py reconnects; wait and retry
+                log.warning("fetch failed (%s); retrying", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for m in msgs:
+                headers = m.headers or {}
+                msg = Message(m.subject, m.data, str(headers.get("Nats-Msg-Id", "")))
+                try:
+                    await loop.run_in_executor(pool, handler, msg)
+                except Exception:
+                    log.exception("handler failed on %s; redelivering later", msg.id)
+                    with contextlib.suppress(Exception):
+                        await m.nak(delay=2.0)
+                    continue
+                with contextlib.suppress(Exception):
+                    await m.ack()
+
+    def close(self) -> None:
+        """Stop consuming, drain and disconnect."""
+        if self._closing:
+            return
+        self._closing = True
+        with contextlib.suppress(Exception):
+            self._run(self._close(), timeout=10)
+        for pool in self._pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._stop_loop()
+
+    async def _close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.nc is not None:
+            # close, not drain: whatever was handled is acked; anything else is redelivered
+            await self.nc.flush(timeout=2)
+            await self.nc.close()
+
+    def _stop_loop(self) -> None:
+        async def settle() -> None:
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            self._run(settle(), timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self._loop.close()
+
+    def delete_stream(self, process: str) -> None:
+        """Remove a process's stream (tests use it to start clean)."""
+
+        async def go() -> None:
+            with contextlib.suppress(NotFoundError):
+                await self.js.delete_stream(stream_name(f"accord.{process}.>"))
+            self._streams.discard(stream_name(f"accord.{process}.>"))
+
+        self._run(go())
+
+
+def wait_for(url: str, seconds: float = 10.0) -> bool:
+    """Whether a NATS server answers at ``url`` within ``seconds`` (for tests and health)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            bus = NatsBus(url, connect_attempts=1)
+        except NatsUnavailable:
+            time.sleep(0.2)
+            continue
+        bus.close()
+        return True
+    return False
