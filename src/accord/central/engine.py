@@ -36,6 +36,7 @@ from accord.errors import AccordError, CaseError, ConflictError, ContractViolati
 from accord.events import Event
 from accord.handlers import HandlerContext, HandlerRegistry
 from accord.kernel import (
+    AnswerIssue,
     AnyAction,
     CancelCase,
     CancelTimer,
@@ -47,12 +48,14 @@ from accord.kernel import (
     FireTimer,
     OfferTask,
     PauseCase,
+    RaiseIssue,
     ReassignTask,
     ReceiveMessage,
     ReleaseTask,
     RerouteCase,
     ResumeCase,
     RetryTask,
+    RuleIssue,
     RunHandler,
     ScheduleTimer,
     Scope,
@@ -506,6 +509,43 @@ class Engine:
         """The member holding a task begins work on it (ends its waiting time)."""
         self._case_action(
             self.case_of(task_id), StartTask(at=self.clock.now(), actor=actor, task_id=task_id)
+        )
+
+    def raise_issue(
+        self,
+        task_id: str,
+        actor: str,
+        *,
+        at_fault: str,
+        proposal: str = "rework",
+        evidence: str = "",
+        deadline_s: float = 86400.0,
+    ) -> None:
+        """Report a problem with ``task_id`` caused by step ``at_fault``, proposing an action."""
+        action = RaiseIssue(
+            at=self.clock.now(),
+            actor=actor,
+            task_id=task_id,
+            at_fault=at_fault,
+            proposal=proposal,
+            evidence=evidence,
+            deadline_s=deadline_s,
+        )
+        self._case_action(self.case_of(task_id), action)
+
+    def answer_issue(
+        self, case_id: str, issue: str, actor: str, accept: bool = True, proposal: str = ""
+    ) -> None:
+        """Accept the proposal on the table, or counter it."""
+        action = AnswerIssue(
+            at=self.clock.now(), actor=actor, issue=issue, accept=accept, proposal=proposal
+        )
+        self._case_action(case_id, action)
+
+    def rule_issue(self, case_id: str, issue: str, actor: str, action: str) -> None:
+        """Decide an issue for good (the process owner, or the hub)."""
+        self._case_action(
+            case_id, RuleIssue(at=self.clock.now(), actor=actor, issue=issue, action=action)
         )
 
     def release(self, task_id: str, actor: str) -> None:

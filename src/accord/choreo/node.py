@@ -29,6 +29,8 @@ from accord.kernel import (
     ArriveToken,
     CloseCase,
     EndBranch,
+    IssueReply,
+    NoteIssue,
     RejectHandoff,
     ReturnToken,
 )
@@ -208,11 +210,82 @@ class TeamNode:
                 team=sender_of(e) or "",
                 msg_id=e.id,
             )
+        issue_action = self._issue_action(e, now)
+        if issue_action is not None:
+            return issue_action
         if t in (EventType.CASE_COMPLETED, EventType.CASE_CANCELLED):
             if self.engine.store.load_case(e.case) is None:
                 return None  # never took part in this case
             outcome = "cancelled" if t is EventType.CASE_CANCELLED else "completed"
             return CloseCase(at=now, actor=f"node:{self.team}", outcome=outcome, msg_id=e.id)
+        return None
+
+    def _issue_action(self, e: Event, now: float) -> AnyAction | None:
+        """Negotiation messages addressed to this team."""
+        data = e.data
+        if data.get("to_team") != self.team or "issue" not in data:
+            return None
+        t = e.type
+        actor = f"node:{self.team}"
+        issue = str(data["issue"])
+        if t is EventType.ISSUE_RAISED or (
+            t is EventType.ISSUE_COUNTERED and data.get("by") == "raiser"
+        ):
+            return NoteIssue(
+                at=now,
+                actor=actor,
+                case_id=e.case,
+                issue=issue,
+                role="respond",
+                raised_by=str(data.get("from_team") or sender_of(e) or ""),
+                step=str(e.step or ""),
+                at_fault=str(data.get("at_fault") or ""),
+                proposal=str(data.get("proposal") or "rework"),
+                round=int(data.get("round") or 1),
+                msg_id=e.id,
+            )
+        if t is EventType.ISSUE_ESCALATED:
+            return NoteIssue(
+                at=now,
+                actor=actor,
+                case_id=e.case,
+                issue=issue,
+                role="rule",
+                raised_by=str(data.get("from_team") or sender_of(e) or ""),
+                step=str(e.step or ""),
+                at_fault=str(data.get("at_fault") or ""),
+                proposal=str(data.get("proposal") or "rework"),
+                round=int(data.get("round") or 1),
+                msg_id=e.id,
+            )
+        if t in (EventType.ISSUE_ACCEPTED, EventType.ISSUE_COUNTERED, EventType.ISSUE_RULED):
+            reply = {
+                EventType.ISSUE_ACCEPTED: "accepted",
+                EventType.ISSUE_COUNTERED: "countered",
+                EventType.ISSUE_RULED: "ruled",
+            }[t]
+            proposal = data.get("action") if t is EventType.ISSUE_RULED else data.get("proposal")
+            return IssueReply(
+                at=now,
+                actor=actor,
+                issue=issue,
+                reply=reply,
+                proposal=str(proposal or ""),
+                round=int(data.get("round") or 1),
+                msg_id=e.id,
+            )
+        if (
+            t in (EventType.ISSUE_RESOLVED, EventType.ISSUE_RULED)
+            and data.get("action") == "rework"
+        ):
+            return ReturnToken(
+                at=now,
+                actor=actor,
+                step=str(data.get("at_fault") or ""),
+                weight=str(data.get("weight") or "0"),
+                reason=f"rework agreed in {issue}",
+                msg_id=e.id,
+            )
         return None
 
     def _check_contracts(self, data: dict[str, Any]) -> list[str]:
@@ -242,7 +315,6 @@ class TeamNode:
                 if not batch:
                     break
                 source = {"source": f"accord/node/{self.team}"}
-                self.cursor = batch[-1][0]
                 self.bus.publish_many(
                     [
                         (
@@ -253,6 +325,8 @@ class TeamNode:
                         for _pos, e in batch
                     ]
                 )
+                # only once the bus has them: a failed publish is retried by the next relay
+                self.cursor = batch[-1][0]
                 sent += len(batch)
                 # after publishing: a crash before this line publishes again, never loses
                 self.engine.store.set_meta(self._cursor_key, str(self.cursor))

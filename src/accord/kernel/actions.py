@@ -206,6 +206,62 @@ class CloseCase(Action):
     msg_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RaiseIssue(Action):
+    """A team working on ``task_id`` found a problem caused by step ``at_fault`` and proposes
+    what to do: ``rework`` (send the work back there), ``waive`` (carry on) or ``cancel``."""
+
+    task_id: str = ""
+    at_fault: str = ""
+    proposal: str = "rework"
+    evidence: str = ""
+    deadline_s: float = 86400.0
+    max_rounds: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class NoteIssue(Action):
+    """Choreography: an issue this team must answer (``respond``) or decide (``rule``)."""
+
+    case_id: str = ""
+    issue: str = ""
+    role: str = "respond"
+    raised_by: str = ""
+    step: str = ""
+    at_fault: str = ""
+    proposal: str = "rework"
+    round: int = 1
+    msg_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerIssue(Action):
+    """Accept the proposal on the table, or counter it with another."""
+
+    issue: str = ""
+    accept: bool = True
+    proposal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleIssue(Action):
+    """The final word (the process owner after an escalation, or the hub): do ``action``."""
+
+    issue: str = ""
+    action: str = "rework"
+
+
+@dataclass(frozen=True, slots=True)
+class IssueReply(Action):
+    """Choreography, at the raising team: the other side accepted, countered, or ruled."""
+
+    issue: str = ""
+    reply: str = "accepted"
+    proposal: str = ""
+    round: int = 1
+    msg_id: str = ""
+
+
 AnyAction = (
     StartCase
     | ClaimTask
@@ -226,5 +282,10 @@ AnyAction = (
     | RejectHandoff
     | ReturnToken
     | EndBranch
+    | RaiseIssue
+    | NoteIssue
+    | AnswerIssue
+    | RuleIssue
+    | IssueReply
     | CloseCase
 )

@@ -54,6 +54,7 @@ class TimerKind(StrEnum):
     SLA = "sla"
     RETRY = "retry"
     WAIT = "wait"
+    ISSUE = "issue"  # a negotiation's deadline; `task` holds the issue id
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,8 @@ class CaseState:
     consumed: list[str] = field(default_factory=list)
     # Choreography, initiating team only: the share of the case whose branches have ended.
     ended_weight: str = "0"
+    # Problems raised about this case's work and where their negotiation stands.
+    issues: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def copy(self) -> CaseState:
         """A copy whose containers may be changed without touching this one."""
@@ -145,6 +148,7 @@ class CaseState:
             deferred=list(self.deferred),
             expect={g: [list(x) for x in v] for g, v in self.expect.items()},
             consumed=list(self.consumed),
+            issues={k: dict(v) for k, v in self.issues.items()},
         )  # ended_weight is immutable text: replace() keeps it
 
     def active_tasks(self) -> list[Task]:
@@ -194,6 +198,7 @@ def state_from_json(raw: bytes | str) -> CaseState:
         expect=d.get("expect") or {},
         consumed=d.get("consumed") or [],
         ended_weight=d.get("ended_weight") or "0",
+        issues=d.get("issues") or {},
     )
 
 

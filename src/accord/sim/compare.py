@@ -33,6 +33,10 @@ COORDINATION = frozenset(
 )
 
 
+def _hours(seconds: float) -> str:
+    return f"{float(seconds) / 3600:.1f}h"
+
+
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
@@ -48,6 +52,7 @@ def coordination(events: Iterable[Event], mode: str) -> dict[str, Any]:
     raised: dict[str, float] = {}
     messages = 0
     handoffs = 0
+    issue_counts = {"raised": 0, "countered": 0, "escalated": 0}
     rejected = 0
     rework = 0
     completions: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
@@ -80,6 +85,11 @@ def coordination(events: Iterable[Event], mode: str) -> dict[str, Any]:
                 resolutions.append(e.at - paused.pop(e.case))
         elif t is EventType.ISSUE_RAISED:
             raised[str(e.data.get("issue") or e.id)] = e.at
+            issue_counts["raised"] += 1
+        elif t is EventType.ISSUE_COUNTERED:
+            issue_counts["countered"] += 1
+        elif t is EventType.ISSUE_ESCALATED:
+            issue_counts["escalated"] += 1
         elif t in (EventType.ISSUE_RESOLVED, EventType.ISSUE_RULED):
             key = str(e.data.get("issue") or "")
             if key in raised:
@@ -110,6 +120,9 @@ def coordination(events: Iterable[Event], mode: str) -> dict[str, Any]:
         "handoff_error_rate": round((rejected + rework) / handoffs, 4) if handoffs else 0.0,
         "rework_tasks": rework,
         "duplicated_work": duplicated,
+        "issues_raised": issue_counts["raised"],
+        "negotiation_counters": issue_counts["countered"],
+        "issues_escalated": issue_counts["escalated"],
     }
 
 
@@ -198,6 +211,18 @@ def mechanisms(results: dict[str, dict[str, Any]]) -> list[str]:
             f"Choreo sends {h['coordination_messages_per_case']} coordination messages per case "
             f"against the hub's {c['coordination_messages_per_case']}: handoffs, join "
             "announcements and ledger reports are message hops instead of one hub's bookkeeping."
+        )
+    if (
+        h.get("issues_raised")
+        and c.get("error_resolution_p50_s")
+        and h.get("error_resolution_p50_s")
+    ):
+        notes.append(
+            f"Problems found downstream took {_hours(h['error_resolution_p50_s'])} (p50) to settle "
+            f"by negotiation ({h['negotiation_counters']} counter-proposals and "
+            f"{h['issues_escalated']} escalations to the owner for {h['issues_raised']} issues) "
+            f"against {_hours(c['error_resolution_p50_s'])} when the hub rules -- negotiation "
+            "rounds."
         )
     notes.append(
         f"The hub made {c.get('hub_decisions_per_case')} decisions per case; choreography made "

@@ -26,6 +26,7 @@ from accord.events import Event, EventType
 from accord.model.types import Member, ProcessDefinition, StepKind, Team
 from accord.sim.calendar import add_working, next_open
 from accord.sim.hub import HubDesk
+from accord.sim.negotiation import Negotiators
 from accord.sim.people import finish
 from accord.sim.scenario import Scenario
 from accord.sim.worlds import CentralWorld, World
@@ -114,6 +115,7 @@ class Simulation:
         self.contract_violations = 0
         self.task_team: dict[str, str] = {}
         self.hub = HubDesk(self, scenario.hub) if scenario.hub is not None else None
+        self.negotiators = Negotiators(self)
         self.task_engine: dict[str, Engine] = {}
         for e in self.world.distinct():
             e.listeners.append(self._listener(e))
@@ -205,6 +207,8 @@ class Simulation:
             self.at(self.clock.now() + OPERATOR_RESPONSE_S, "operator", (engine, e.case, e.data))
         if self.hub is not None and t in _FREES and e.team:
             self.hub.freed(e.team)
+        if t.value.startswith("issue."):
+            self.negotiators.react(e)
 
     def _pool(self, team: str, task: str) -> None:
         if team in self.pool:
@@ -234,11 +238,20 @@ class Simulation:
             self.at(end, "finish", (member, task_id, step))
             return
 
+    def resume_blocked(self, task_id: str, member: str) -> None:
+        """An issue was waived: the member picks the held work up again."""
+        if task_id not in self.queue[member]:
+            self.queue[member].append(task_id)
+        self.at(self.clock.now(), "member", member)
+
     def _begin(self, member: str, task_id: str) -> None:
         self._call(lambda: self.engine_of(task_id).start(task_id, member))
 
     def _finish(self, member: str, task_id: str, step_id: str) -> None:
         self.busy[member] = None
+        if self.negotiators.maybe_raise(task_id, step_id, member):
+            self.at(self.clock.now(), "member", member)  # the work is held; take the next
+            return
         engine = self.engine_of(task_id)
         rng = self.rng("data", task_id)
         outcome = finish(
@@ -380,6 +393,8 @@ class Simulation:
                     engine.fire_due_timers()
             elif kind == "deliver":
                 payload()
+            elif kind == "negotiate":
+                self.negotiators.act(*payload)
             elif kind == "hub":
                 assert self.hub is not None
                 self.hub.decide(*payload)

@@ -23,6 +23,7 @@ from accord.model.types import ProcessDefinition, StepKind
 
 SCENARIO_KEYS = {"arrivals", "teams", "steps", "branches", "hub", "issues"}
 HUB_KEYS = {"coordinators", "decision", "hours", "days"}
+ISSUE_KEYS = {"rate", "at_fault", "proposal", "counter_rate", "response"}
 STEP_KEYS = {"duration", "data", "fail_rate"}
 TEAM_KEYS = {"size", "hours", "days"}
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -131,6 +132,18 @@ class HubScenario:
 
 
 @dataclass(frozen=True, slots=True)
+class IssueScenario:
+    """How often work on a step finds a problem caused by an earlier step, and how people react:
+    the team at fault counters at ``counter_rate``; every answer takes ``response``."""
+
+    rate: float
+    at_fault: str
+    proposal: str = "rework"
+    counter_rate: float = 0.2
+    response: Dist = Dist("exponential", 7200.0)
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A whole workload."""
 
@@ -140,6 +153,7 @@ class Scenario:
     branches: dict[str, tuple[tuple[str, float], ...]]
     automated: frozenset[str] = frozenset()
     hub: HubScenario | None = None
+    issues: dict[str, IssueScenario] = field(default_factory=dict)
 
     def step(self, step_id: str) -> StepScenario:
         """A step's behaviour (defaults where the scenario is silent)."""
@@ -342,6 +356,37 @@ def _build(d: ProcessDefinition, raw: Any, file: str) -> Scenario:
                     bad("hub", str(exc), hub_raw, "days")
             hub = HubScenario(n, decision, TeamScenario(n, open_s, close_s, days))
 
+    issues: dict[str, IssueScenario] = {}
+    for sid, body in (raw.get("issues") or {}).items():
+        where = raw.get("issues")
+        if sid not in d.steps:
+            bad(str(sid), f"no step {sid!r}{suggest(sid, d.steps)}", where, sid)
+            continue
+        if not isinstance(body, Mapping):
+            bad(str(sid), "an issue scenario is a mapping", where, sid)
+            continue
+        for key in body:
+            if key not in ISSUE_KEYS:
+                bad(str(sid), f"unknown key {key!r}{suggest(key, ISSUE_KEYS)}", body, key)
+        fault = str(body.get("at_fault") or "")
+        if fault not in d.steps:
+            bad(str(sid), f"at_fault must name a step{suggest(fault, d.steps)}", body, "at_fault")
+            continue
+        rate, counter = body.get("rate", 0.0), body.get("counter_rate", 0.2)
+        if any(isinstance(x, bool) or not isinstance(x, int | float) or not 0 <= x <= 1
+               for x in (rate, counter)):  # fmt: skip
+            bad(str(sid), "rate and counter_rate are probabilities between 0 and 1", body)
+            continue
+        proposal = str(body.get("proposal") or "rework")
+        if proposal not in ("rework", "waive", "cancel"):
+            bad(str(sid), "proposal is rework, waive or cancel", body, "proposal")
+            continue
+        response = Dist("exponential", 7200.0)
+        if "response" in body:
+            got = _dist(body["response"], True, lambda m, b=body: bad("issues", m, b, "response"))
+            response = got or response
+        issues[str(sid)] = IssueScenario(float(rate), fault, proposal, float(counter), response)
+
     if problems:
         raise DefinitionError(problems)
     for s in d.steps.values():
@@ -351,7 +396,7 @@ def _build(d: ProcessDefinition, raw: Any, file: str) -> Scenario:
             gens["outcome"] = Generator("choice", (("approve", 0.9), ("rework", 0.1)))
             steps[s.id] = StepScenario(base.duration, gens, base.fail_rate)
     automated = frozenset(s.id for s in d.steps.values() if s.kind is StepKind.AUTOMATED)
-    return Scenario(interarrival, steps, teams, branches, automated, hub)
+    return Scenario(interarrival, steps, teams, branches, automated, hub, issues)
 
 
 def _seconds(value: Any, as_duration: bool) -> float:
