@@ -115,7 +115,7 @@ def test_validate_reports_every_problem_located(tmp_path: Path) -> None:
 def test_validate_checks_the_scenario_section(tmp_path: Path) -> None:
     bad = tmp_path / "scenario.yaml"
     text = ONBOARDING.read_text(encoding="utf-8").replace(
-        "  arrivals: {per_day: 8}", "  arivals: {per_day: 8}"
+        "  arrivals: {per_day: 6}", "  arivals: {per_day: 6}"
     )
     assert "arivals" in text
     bad.write_text(text, encoding="utf-8")

@@ -94,7 +94,7 @@ def test_the_example_loads() -> None:
     review = d.steps["review"]
     assert review.compliance is True
     assert review.escalate_to == "carla"
-    assert review.sla == 86400
+    assert review.sla == 2 * 86400
     accounts = d.steps["accounts"]
     assert accounts.handler == "onboarding_handlers:create_accounts"
     assert accounts.retry.max_attempts == 3

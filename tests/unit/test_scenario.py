@@ -98,7 +98,7 @@ def test_an_automated_step_not_listed_takes_the_automated_default() -> None:
 
 def test_the_examples_scenario_is_read(onboarding: ProcessDefinition) -> None:
     sc = load_scenario(onboarding)
-    assert sc.interarrival == Dist("exponential", DAY / 8)
+    assert sc.interarrival == Dist("exponential", DAY / 6)
     assert sc.step("review").duration == Dist("triangular", 20 * 60.0, 3 * H, 45 * 60.0)
     assert sc.step("accounts").duration == Dist("fixed", 120.0)
     assert sc.step("accounts").fail_rate == 0.05

@@ -158,6 +158,12 @@ class TeamNode:
         data = e.data
         t = e.type
         if t is EventType.HANDOFF and data.get("to_team") == self.team:
+            if not self._expected_sender(e):
+                log.warning(
+                    "%s: handoff %s on %r from %r is not one the process has: refused",
+                    self.team, e.id, data.get("flow"), sender_of(e),
+                )  # fmt: skip
+                return None
             errors = self._check_contracts(data)
             if errors:
                 self.rejected += 1
@@ -180,6 +186,7 @@ class TeamNode:
                 origin=tuple(data.get("origin") or ()),
                 weight=str(data.get("weight", "1")),
                 data=dict(data.get("case_data") or {}),
+                versions=dict(data.get("versions") or {}),
                 msg_id=e.id,
             )
         if t is EventType.HANDOFF_REJECTED and data.get("from_team") == self.team:
@@ -189,6 +196,7 @@ class TeamNode:
                 step=str(data.get("from_step") or ""),
                 weight=str(data.get("weight", "1")),
                 reason="; ".join(data.get("errors") or ()),
+                flow=str(data.get("flow") or ""),
                 msg_id=e.id,
             )
         announce = data.get("announce") if t is EventType.GATEWAY_DECIDED else None
@@ -287,6 +295,18 @@ class TeamNode:
                 msg_id=e.id,
             )
         return None
+
+    def _expected_sender(self, e: Event) -> bool:
+        """A handoff must come from a team the projection says sends on that flow."""
+        sender = sender_of(e)
+        claimed = e.data.get("from_team")
+        if sender is None or claimed != sender:
+            return False
+        flow = e.data.get("flow")
+        return any(
+            h.flow == flow and h.from_team == sender and h.to_team == self.team
+            for h in self.projection.handoffs
+        )
 
     def _check_contracts(self, data: dict[str, Any]) -> list[str]:
         """The receiving side checks the sender's data contract too (it trusts nobody)."""

@@ -154,25 +154,34 @@ def project(d: ProcessDefinition, *, hybrid: bool = False) -> Projection:
     if problems:
         raise DefinitionError(problems)
 
+    # local steps with hub-involvement criteria run at the hub whenever their condition holds,
+    # so flows into and out of them may cross between the hub and their team
+    swings = {
+        sid
+        for sid, st in d.steps.items()
+        if hybrid and st.require_hub_when is not None and owner.get(sid) != HUB
+    }
     handoffs: list[Handoff] = []
     for f in d.flows:
         to_team = owner.get(f.target)
         if to_team is None:
             continue
+        receivers = {to_team} | ({HUB} if f.target in swings else set())
         senders = _holders(d, f, owner)
+        if swings & (_backward_flow(d, f) | {f.source}):
+            senders |= {HUB}
+        to_step = work_after.get(f.target, f.target)
+        contract_of = tuple(sorted(_backward_flow(d, f)))
         for from_team in sorted(senders):
-            if from_team != to_team:
-                to_step = work_after.get(f.target, f.target)
-                contract_of = tuple(sorted(_backward_flow(d, f)))
-                handoffs.append(Handoff(f.id, from_team, to_team, f.target, to_step, contract_of))
+            for receiver in sorted(receivers):
+                if from_team != receiver:
+                    handoffs.append(
+                        Handoff(f.id, from_team, receiver, f.target, to_step, contract_of)
+                    )
 
     parts: dict[str, TeamPart] = {}
     hub_steps = frozenset(sid for sid, o in owner.items() if o == HUB)
-    criteria = frozenset(
-        sid
-        for sid, st in d.steps.items()
-        if hybrid and st.require_hub_when is not None and owner.get(sid) != HUB
-    )
+    criteria = frozenset(swings)
     holders = sorted(set(owner.values()) | ({HUB} if hybrid else set()))
     for team in holders if hybrid else list(d.teams):
         scope = Scope(
@@ -254,50 +263,81 @@ def _backward_flow(d: ProcessDefinition, f: Flow) -> set[str]:
 
 
 def _inclusive_matches(d: ProcessDefinition, report: Refuse) -> dict[str, Match]:
-    """Pair each inclusive split with the inclusive join its branches meet at."""
+    """Pair each inclusive split with the inclusive join its branches meet at.
+
+    Inner blocks are matched first: a branch that passes an inner inclusive split jumps to
+    that split's join, so nested inclusive blocks pair up from the inside out.
+    """
+    splits = [
+        sid
+        for sid, s in d.steps.items()
+        if s.kind is StepKind.INCLUSIVE and len(d.outgoing.get(sid, ())) >= 2
+    ]
     matches: dict[str, Match] = {}
-    announced: set[str] = set()
-    for sid, s in d.steps.items():
-        if s.kind is not StepKind.INCLUSIVE or len(d.outgoing.get(sid, ())) < 2:
-            continue
-        branch_to_flow: dict[str, str] = {}
-        joins_met: set[str] = set()
-        for branch in d.outgoing[sid]:
-            reached, leaks = _branch_reach(d, branch)
-            joins_met |= {j for j, _ in reached}
-            if leaks:
-                report(
-                    sid,
-                    f"branch {branch.id!r} can end without reaching a join "
-                    f"(via {leaks}); a choreographed join would wait for it for ever",
-                )
-            if len(reached) > 1:
-                report(
-                    sid,
-                    f"branch {branch.id!r} reaches several join flows "
-                    f"{sorted(f for _, f in reached)}; no team could say which to expect",
-                )
-            for _j, fid in reached:
-                branch_to_flow[branch.id] = fid
-        if len(joins_met) > 1:
-            report(sid, f"its branches meet at different joins {sorted(joins_met)}")
-        elif joins_met:
-            join = joins_met.pop()
-            matches[sid] = (join, branch_to_flow)
-            announced.add(join)
+    complaints: dict[str, list[str]] = {}
+    claimed: set[str] = set()
+    for _ in range(len(splits) + 1):
+        progressed = False
+        complaints = {}
+        for sid in splits:
+            if sid in matches:
+                continue
+            found, problems, reached = _match(d, sid, matches)
+            if found is not None:
+                matches[sid] = found
+                progressed = True
+            else:
+                complaints[sid] = problems
+                claimed |= reached
+        if not progressed:
+            break
+    for sid, problems in complaints.items():
+        for message in problems:
+            report(sid, message)
+    announced = {join for join, _ in matches.values()} | claimed
     for jid, j in d.steps.items():
         if j.kind is StepKind.INCLUSIVE and d.is_join(jid) and jid not in announced:
-            report(
-                jid,
-                "inclusive join with no inclusive split before it to announce its "
-                "branches: without a global view no team can tell what to wait for",
-            )
+            report(jid, "inclusive join with no inclusive split before it to announce its "
+                   "branches: without a global view no team can tell what to wait for")  # fmt: skip
     return matches
 
 
-def _branch_reach(d: ProcessDefinition, branch: Flow) -> tuple[set[tuple[str, str]], list[str]]:
+def _match(
+    d: ProcessDefinition, sid: str, matches: dict[str, Match]
+) -> tuple[Match | None, list[str], set[str]]:
+    """The split's join and branch map, or the problems (and the joins it did reach, which
+    then need no second complaint)."""
+    problems: list[str] = []
+    branch_to_flow: dict[str, str] = {}
+    joins_met: set[str] = set()
+    for branch in d.outgoing[sid]:
+        reached, leaks = _branch_reach(d, branch, matches)
+        joins_met |= {j for j, _ in reached}
+        if leaks:
+            problems.append(
+                f"branch {branch.id!r} can end without reaching a join (via {leaks}); "
+                "a choreographed join would wait for it for ever"
+            )
+        if len(reached) > 1:
+            problems.append(
+                f"branch {branch.id!r} reaches several join flows "
+                f"{sorted(f for _, f in reached)}; no team could say which to expect"
+            )
+        for _j, fid in reached:
+            branch_to_flow[branch.id] = fid
+    if len(joins_met) > 1:
+        problems.append(f"its branches meet at different joins {sorted(joins_met)}")
+    if problems or not joins_met:
+        # a split refused for its own reasons still owns its one join: no second complaint
+        return None, problems, joins_met if len(joins_met) == 1 else set()
+    return (joins_met.pop(), branch_to_flow), [], set()
+
+
+def _branch_reach(
+    d: ProcessDefinition, branch: Flow, matches: dict[str, Match]
+) -> tuple[set[tuple[str, str]], list[str]]:
     """Inclusive-join incoming flows this branch reaches first, and the ends it can reach
-    without passing one."""
+    without passing one. Matched inner inclusive blocks are stepped over."""
     reached: set[tuple[str, str]] = set()
     leaks: list[str] = []
     seen: set[str] = set()
@@ -305,6 +345,12 @@ def _branch_reach(d: ProcessDefinition, branch: Flow) -> tuple[set[tuple[str, st
     while queue:
         f = queue.popleft()
         t = f.target
+        if t in matches:
+            inner_join = matches[t][0]
+            if inner_join not in seen:
+                seen.add(inner_join)
+                queue.extend(d.outgoing.get(inner_join, ()))
+            continue
         if d.steps[t].kind is StepKind.INCLUSIVE and d.is_join(t):
             reached.add((t, f.id))
             continue
@@ -343,16 +389,21 @@ def _check_decisions(d: ProcessDefinition, report: Refuse) -> None:
 
 
 def _reachable_avoiding(d: ProcessDefinition, start: str, goal: str, avoid: set[str]) -> bool:
+    """Can a token reach ``goal`` from ``start`` without passing ``avoid``? A parallel join is
+    passed only when every one of its incoming branches can be reached (it waits for all)."""
     if start in avoid:
         return False
-    seen = {start}
-    queue = deque([start])
-    while queue:
-        n = queue.popleft()
-        if n == goal:
-            return True
-        for f in d.outgoing.get(n, ()):
-            if f.target not in seen and f.target not in avoid:
-                seen.add(f.target)
-                queue.append(f.target)
-    return False
+    reached = {start}
+    changed = True
+    while changed:
+        changed = False
+        for f in d.flows:
+            t = f.target
+            if f.source not in reached or t in reached or t in avoid:
+                continue
+            waits_for_all = d.is_join(t) and d.steps[t].kind is StepKind.PARALLEL
+            if waits_for_all and not all(g.source in reached for g in d.incoming[t]):
+                continue
+            reached.add(t)
+            changed = True
+    return goal in reached

@@ -145,6 +145,7 @@ class ArriveToken(Action):
     origin: tuple[str, ...] = ()
     weight: str = "1"
     data: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, list[Any]] = field(default_factory=dict)
     msg_id: str = ""
 
 
@@ -181,6 +182,7 @@ class ReturnToken(Action):
     step: str = ""
     weight: str = "1"
     reason: str = ""
+    flow: str = ""
     msg_id: str = ""
 
 

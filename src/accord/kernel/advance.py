@@ -127,6 +127,17 @@ def digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:20]
 
 
+def _share(weight: str) -> str:
+    """A token's weight from a message: a fraction in (0, 1], else the message is refused."""
+    try:
+        w = Fraction(weight)
+    except (ValueError, ZeroDivisionError, TypeError):
+        raise ContractViolation("handoff", [f"weight {weight!r} is not a fraction"]) from None
+    if not 0 < w <= 1:
+        raise ContractViolation("handoff", [f"weight {weight!r} is not within (0, 1]"])
+    return str(w)
+
+
 def check_data(data: Any, what: str) -> None:
     """Case data must survive the store unchanged: JSON values, finite numbers, text keys."""
     try:
@@ -501,8 +512,7 @@ class _Step:
         """Complete a task and move its token on."""
         self.cancel_timers(t.id)
         self.put(replace(t, status=TaskStatus.COMPLETED, ended_at=self.at, digest=digest(data)))
-        if data:
-            self.s.data = {**self.s.data, **data}
+        self.write(data)
         began = t.started_at if t.started_at is not None else t.claimed_at
         work_s = self.at - (began if began is not None else t.ready_at)
         self.emit(
@@ -515,6 +525,10 @@ class _Step:
         )
         # a wait step has no team: the handoff it relays is from whoever came before it
         origin = (t.step,) if t.team is not None else t.origin
+        if t.resend is not None:
+            # corrected after a refused handoff: send it again on that flow only
+            self.propagate([(self.d.flow_by_id[t.resend], Token(origin, t.weight))])
+            return
         self.propagate(self.route(t.step, Token(origin, t.weight)))
 
     def fail(self) -> None:
@@ -693,9 +707,9 @@ class _Step:
             )
         self.require_running("take a handoff")
         check_data(a.data, "handoff data")
-        if a.data:
-            self.s.data = {**self.s.data, **a.data}
-        self.propagate([(flow, Token(tuple(a.origin), a.weight))])
+        weight = _share(a.weight)
+        self.merge(a.data, a.versions)
+        self.propagate([(flow, Token(tuple(a.origin), weight))])
 
     def announce(self) -> None:
         a = self.a
@@ -731,7 +745,14 @@ class _Step:
         if a.step not in self.d.steps:
             raise NotFound(f"no step {a.step!r} in {self.d.key}")
         self.require_running("take back a refused handoff")
-        self.propagate([], enter=[(a.step, Token((), a.weight))])
+        if a.flow and a.flow not in self.d.flow_by_id:
+            raise NotFound(f"{self.d.key} has no flow {a.flow!r}")
+        step = self.d.steps[a.step]
+        tok = Token((), _share(a.weight))
+        if a.flow and step.kind.is_work:
+            self.create_task(a.step, tok, resend=a.flow)
+        else:
+            self.propagate([], enter=[(a.step, tok)])
 
     # -- negotiation ----------------------------------------------------------------------------
 
@@ -986,8 +1007,7 @@ class _Step:
                 "retry it, reroute the case or cancel it"
             )
         check_data(a.data, "resume data")
-        if a.data:
-            self.s.data = {**self.s.data, **a.data}
+        self.write(a.data)
         self.s.status = CaseStatus.RUNNING
         self.s.incident = None
         self.emit(EventType.CASE_RESUMED, data={"data": dict(a.data)})
@@ -1031,8 +1051,7 @@ class _Step:
         withdrawn = [t.step for t in self.s.active_tasks()]
         weight = self.held_weight()
         self.withdraw_all()
-        if a.data:
-            self.s.data = {**self.s.data, **a.data}
+        self.write(a.data)
         self.s.status = CaseStatus.RUNNING
         self.emit(
             EventType.CASE_REROUTED, data={"from": withdrawn, "to": a.step, "data": dict(a.data)}
@@ -1219,6 +1238,31 @@ class _Step:
                 return HUB  # cannot tell: the hub is the safe place for it
         return owner
 
+    def write(self, data: dict[str, Any]) -> None:
+        """Merge data written here, stamping each field with when and by whom."""
+        if not data:
+            return
+        self.s.data = {**self.s.data, **data}
+        stamp = [self.at, self.scope.team if self.scope else "", self.s.seq]
+        self.s.versions = {**self.s.versions, **dict.fromkeys(data, stamp)}
+
+    def merge(self, data: dict[str, Any], versions: dict[str, list[Any]]) -> None:
+        """Merge data from another team: per field, the newest write wins (last-writer-wins
+        registers), so branches arriving out of order cannot restore a stale value."""
+        if not data:
+            return
+        merged = dict(self.s.data)
+        stamps = dict(self.s.versions)
+        for key, value in data.items():
+            theirs = versions.get(key)
+            mine = stamps.get(key)
+            if key not in merged or (theirs is not None and (mine is None or theirs > mine)):
+                merged[key] = value
+                if theirs is not None:
+                    stamps[key] = list(theirs)
+        self.s.data = merged
+        self.s.versions = stamps
+
     def hand_off(self, flow: Flow, tok: Token) -> None:
         """Choreography: the token leaves this team; the event is the message to the next."""
         assert self.scope is not None
@@ -1238,6 +1282,7 @@ class _Step:
                 "origin": list(tok.origin),
                 "weight": tok.weight,
                 "case_data": self.s.data,
+                "versions": self.s.versions,
             },
         )
 
@@ -1309,7 +1354,7 @@ class _Step:
                 return False
         return True
 
-    def create_task(self, node: str, tok: Token) -> None:
+    def create_task(self, node: str, tok: Token, resend: str | None = None) -> None:
         step = self.d.steps[node]
         visit = self.s.visits.get(node, 0) + 1
         self.s.visits[node] = visit
@@ -1352,6 +1397,7 @@ class _Step:
                 origin=origin,
                 hub=hub,
                 weight=tok.weight,
+                resend=resend,
             )
         )
         inputs = {k: self.s.data[k] for k in step.inputs if k in self.s.data}

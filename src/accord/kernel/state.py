@@ -94,6 +94,9 @@ class Task:
     escalated: bool = False
     hub: bool = True
     weight: str = "1"
+    # a task re-created because its handoff was refused: on completion it sends its token
+    # along this flow again, instead of routing anew (which could repeat a split)
+    resend: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,9 @@ class CaseState:
     ended_weight: str = "0"
     # Problems raised about this case's work and where their negotiation stands.
     issues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # When each data field was last written, as [time, team, seq]: merging case data that
+    # arrives from other teams keeps the newest write of each field, whatever order it comes in.
+    versions: dict[str, list[Any]] = field(default_factory=dict)
 
     def copy(self) -> CaseState:
         """A copy whose containers may be changed without touching this one."""
@@ -149,6 +155,7 @@ class CaseState:
             expect={g: [list(x) for x in v] for g, v in self.expect.items()},
             consumed=list(self.consumed),
             issues={k: dict(v) for k, v in self.issues.items()},
+            versions=dict(self.versions),
         )  # ended_weight is immutable text: replace() keeps it
 
     def active_tasks(self) -> list[Task]:
@@ -199,6 +206,7 @@ def state_from_json(raw: bytes | str) -> CaseState:
         consumed=d.get("consumed") or [],
         ended_weight=d.get("ended_weight") or "0",
         issues=d.get("issues") or {},
+        versions=d.get("versions") or {},
     )
 
 
