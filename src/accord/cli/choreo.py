@@ -87,6 +87,13 @@ def compare(  # noqa: PLR0917 - typer maps each parameter to an option
     if cases < 1:
         fail("--cases must be at least 1", 2)
     try:
+        values = [float(r) for r in rates.split(",") if r.strip()] if rates else []
+    except ValueError as exc:
+        fail(f"--rates takes numbers of cases per day: {exc}", 2)
+        return
+    if any(v <= 0 for v in values):
+        fail("--rates must be positive (cases per day)", 2)
+    try:
         results = run_compare(
             file,
             wanted,
@@ -95,17 +102,11 @@ def compare(  # noqa: PLR0917 - typer maps each parameter to an option
             scenario=scenario,
             progress=(lambda m, d, t: None) if json else _progress_printer(),
         )
-        swept = None
-        if rates:
-            values = [float(r) for r in rates.split(",") if r.strip()]
-            swept = sweep(file, values, cases, seed=seed, scenario=scenario)
+        swept = sweep(file, values, cases, seed=seed, scenario=scenario) if values else None
     except DefinitionError as exc:
         for problem in exc.problems:
             err.print(str(problem), highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    except ValueError as exc:
-        fail(f"--rates takes numbers: {exc}", 2)
-        return
     notes = mechanisms(results)
     if json:
         doc: dict[str, Any] = dict(results)

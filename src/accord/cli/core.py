@@ -83,6 +83,12 @@ def simulate(
         _fail(f"mode {mode!r} is not available (modes: {', '.join(MODES)})", 2)
     if cases < 1:
         _fail("--cases must be at least 1", 2)
+    if db is not None and mode != "central":
+        _fail(
+            "--db keeps a central run; a choreographed run keeps one store per team node "
+            "(start them with `accord node`)",
+            2,
+        )
     with _progress(show_progress) as bar:
         task = bar.add_task("cases", total=cases)
         return run_simulation(
