@@ -446,7 +446,8 @@ def envelope(d: ProcessDefinition, eid: str, etype: EventType, case: str, **data
 
 
 def send(bus: Any, d: ProcessDefinition, raw: bytes, etype: str, msg_id: str) -> None:
-    bus.publish(subject_for(d.key, etype), raw, msg_id)
+    # addressed to every node, so each of them has to deal with it
+    bus.publish(subject_for(d.key, etype, "all"), raw, msg_id)
 
 
 @pytest.fixture

@@ -55,7 +55,21 @@ def matches(pattern: str, subject: str) -> bool:
     return len(p_tokens) == len(s_tokens)
 
 
-def subject_for(process: str, event_type: str) -> str:
-    """The subject an event of ``process`` (id or id@version) is published on."""
+def subject_for(process: str, event_type: str, to: str | None = None) -> str:
+    """The subject an event of ``process`` (id or id@version) is published on.
+
+    Events addressed to one team go on ``accord.<process>.to.<team>.<type>`` (``to.all`` for
+    every node), so a node consumes only what concerns it; the rest of the log goes on
+    ``accord.<process>.log.<type>`` for observers such as the status board, which subscribes to
+    ``accord.<process>.>`` and so sees everything.
+    """
     pid = process.split("@", 1)[0]
-    return f"accord.{pid}.{event_type}"
+    if to is None:
+        return f"accord.{pid}.log.{event_type}"
+    return f"accord.{pid}.to.{to.replace('.', '_')}.{event_type}"
+
+
+def inbox_subjects(process: str, team: str) -> list[str]:
+    """What a team's node subscribes to: messages addressed to it, and to every node."""
+    pid = process.split("@", 1)[0]
+    return [f"accord.{pid}.to.{team.replace('.', '_')}.>", f"accord.{pid}.to.all.>"]

@@ -170,18 +170,18 @@ class NatsBus:
                 log.warning("fetch failed (%s); retrying", exc)
                 await asyncio.sleep(0.5)
                 continue
-            for m in msgs:
-                headers = m.headers or {}
-                msg = Message(m.subject, m.data, str(headers.get("Nats-Msg-Id", "")))
-                try:
-                    await loop.run_in_executor(pool, handler, msg)
-                except Exception:
-                    log.exception("handler failed on %s; redelivering later", msg.id)
-                    with contextlib.suppress(Exception):
-                        await m.nak(delay=2.0)
-                    continue
+            batch = [
+                Message(m.subject, m.data, str((m.headers or {}).get("Nats-Msg-Id", "")))
+                for m in msgs
+            ]
+            # one hop to the handler thread per batch, not per message
+            oks = await loop.run_in_executor(pool, _handle_all, handler, batch)
+            for m, ok in zip(msgs, oks, strict=True):
                 with contextlib.suppress(Exception):
-                    await m.ack()
+                    if ok:
+                        await m.ack()
+                    else:
+                        await m.nak(delay=2.0)
 
     def close(self) -> None:
         """Stop consuming, drain and disconnect."""
@@ -226,6 +226,18 @@ class NatsBus:
             self._streams.discard(stream_name(f"accord.{process}.>"))
 
         self._run(go())
+
+
+def _handle_all(handler: Handler, batch: list[Message]) -> list[bool]:
+    oks = []
+    for msg in batch:
+        try:
+            handler(msg)
+            oks.append(True)
+        except Exception:
+            log.exception("handler failed on %s; redelivering later", msg.id)
+            oks.append(False)
+    return oks
 
 
 def wait_for(url: str, seconds: float = 10.0) -> bool:

@@ -43,6 +43,7 @@ class LiveNode:
         seed: int = 0,
     ) -> None:
         self.node = node
+        node.eager_relay = False  # this loop relays; consumers never wait for broker acks
         self.sc = scenario
         self.speed = max(speed, 1e-9)
         self.seed = seed

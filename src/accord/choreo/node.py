@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from accord.buses.base import Bus, Message, subject_for
+from accord.buses.base import Bus, Message, inbox_subjects, subject_for
 from accord.central.engine import Engine
 from accord.choreo.projection import Projection
 from accord.clock import Clock
@@ -79,6 +79,9 @@ class TeamNode:
         self.rejected = 0
         self.handled = 0
         self._relay_lock = threading.Lock()
+        # publish right after acting on a message (in-process buses); a live node's own loop
+        # relays instead, so the consuming thread never waits for the broker's acks
+        self.eager_relay = True
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -88,9 +91,10 @@ class TeamNode:
         return self.team == self.projection.initiator
 
     def attach(self, bus: Bus) -> None:
-        """Subscribe to the process's events (durable per team) and publish from now on."""
+        """Subscribe to what is addressed to this team (durably) and publish from now on."""
         self.bus = bus
-        bus.subscribe(f"accord.{self.d.id}.>", f"node-{self.d.id}-{self.team}", self.on_message)
+        for i, subject in enumerate(inbox_subjects(self.d.id, self.team)):
+            bus.subscribe(subject, f"node-{self.d.id}-{self.team}-{i}", self.on_message)
 
     def start_case(self, case_id: str, data: dict[str, Any] | None = None) -> str:
         """Start a case: only the initiating team does (case start is an event, no hub)."""
@@ -114,7 +118,8 @@ class TeamNode:
             )
             return
         self.handle(event)
-        self.relay()
+        if self.eager_relay:
+            self.relay()
 
     def handle(self, e: Event) -> bool:
         """Turn a bus event into a kernel action for this team, if it concerns this team."""
@@ -338,7 +343,7 @@ class TeamNode:
                 self.bus.publish_many(
                     [
                         (
-                            subject_for(e.process, e.type.value),
+                            subject_for(e.process, e.type.value, self.addressee(e)),
                             orjson.dumps(e.to_cloudevent() | source),
                             e.id,
                         )
@@ -353,6 +358,23 @@ class TeamNode:
         finally:
             self._relay_lock.release()
         return sent
+
+    def addressee(self, e: Event) -> str | None:
+        """Which node an event is for (``all`` for every node; None: observers only)."""
+        t = e.type
+        data = e.data
+        if t is EventType.HANDOFF_REJECTED:
+            return str(data.get("from_team") or "") or None
+        if t is EventType.HANDOFF or t.value.startswith("issue."):
+            return str(data.get("to_team") or "") or None
+        if t is EventType.GATEWAY_DECIDED:
+            announce = data.get("announce")
+            return str(announce.get("to_team")) if isinstance(announce, dict) else None
+        if t is EventType.BRANCH_ENDED:
+            return self.projection.initiator
+        if t in (EventType.CASE_COMPLETED, EventType.CASE_CANCELLED, EventType.CASE_REQUESTED):
+            return "all"
+        return None
 
     def close(self) -> None:
         """Close the node's store."""

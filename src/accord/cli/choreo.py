@@ -288,7 +288,8 @@ def request(
                 data={"data": {}},
                 source="accord/start",
             )
-            item = (subject_for(d.key, e.type.value), orjson.dumps(e.to_cloudevent()), e.id)
+            # every node hears a request; the initiating team acts on it
+            item = (subject_for(d.key, e.type.value, "all"), orjson.dumps(e.to_cloudevent()), e.id)
             if rate > 0:
                 the_bus.publish_many([item])
                 time.sleep(1.0 / rate)
