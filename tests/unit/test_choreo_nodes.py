@@ -84,7 +84,9 @@ class TestBus:
         for subject, data, msg_id in items:
             self.publish(subject, data, msg_id)
 
-    def subscribe(self, subject: str, durable: str, handler: Handler) -> None:
+    def subscribe(
+        self, subject: str, durable: str, handler: Handler, batch_handler: Any = None
+    ) -> None:
         self.subs.append((subject, handler))
 
     def close(self) -> None:

@@ -22,6 +22,9 @@ class Message:
 
 
 Handler = Callable[[Message], None]
+# Optional: takes a whole delivered batch at once (one transaction for many messages); returns,
+# per message, whether it was handled (else it is redelivered later).
+BatchHandler = Callable[[list[Message]], list[bool]]
 
 
 class Bus(Protocol):
@@ -35,9 +38,16 @@ class Bus(Protocol):
     def publish_many(self, items: list[tuple[str, bytes, str]]) -> None:
         """Publish (subject, data, id) items, acknowledgements awaited together."""
 
-    def subscribe(self, subject: str, durable: str, handler: Handler) -> None:
-        """Deliver every message matching ``subject`` to ``handler``; ``durable`` names the
-        consumer so that a restarted subscriber resumes where it stopped."""
+    def subscribe(
+        self,
+        subject: str,
+        durable: str,
+        handler: Handler,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
+        """Deliver every message matching ``subject`` to ``handler`` (or, where the broker
+        delivers in batches, to ``batch_handler``); ``durable`` names the consumer so that a
+        restarted subscriber resumes where it stopped."""
 
     def close(self) -> None:
         """Stop delivering and release the connection."""

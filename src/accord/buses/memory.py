@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from accord.buses.base import Handler, Message, matches
+from accord.buses.base import BatchHandler, Handler, Message, matches
 
 Schedule = Callable[[Callable[[], None]], None]
 
@@ -64,8 +64,15 @@ class MemoryBus:
         finally:
             self._pumping = False
 
-    def subscribe(self, subject: str, durable: str, handler: Handler) -> None:
-        """Subscribe (the durable name only matters to brokers that persist)."""
+    def subscribe(
+        self,
+        subject: str,
+        durable: str,
+        handler: Handler,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
+        """Subscribe (the durable name only matters to brokers that persist; messages come
+        one at a time, so ``batch_handler`` is not used)."""
         self._subs.append((subject, durable, handler))
 
     def close(self) -> None:

@@ -26,7 +26,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
-from accord.buses.base import Handler, Message
+from accord.buses.base import BatchHandler, Handler, Message
 from accord.errors import AccordError
 
 log = logging.getLogger("accord.bus.nats")
@@ -136,14 +136,22 @@ class NatsBus:
             )
         )
 
-    def subscribe(self, subject: str, durable: str, handler: Handler) -> None:
-        """A durable pull consumer: a restarted subscriber resumes at its first unacked message."""
+    def subscribe(
+        self,
+        subject: str,
+        durable: str,
+        handler: Handler,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
+        """A durable pull consumer: a restarted subscriber resumes at its first unacked message.
+        Each fetched batch goes to ``batch_handler`` in one call when given."""
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"accord-{durable}")
         self._pools.append(pool)
-        self._run(self._subscribe(subject, durable, handler, pool))
+        many = batch_handler or (lambda batch: _handle_all(handler, batch))
+        self._run(self._subscribe(subject, durable, many, pool))
 
     async def _subscribe(
-        self, subject: str, durable: str, handler: Handler, pool: ThreadPoolExecutor
+        self, subject: str, durable: str, handler: BatchHandler, pool: ThreadPoolExecutor
     ) -> None:
         stream = await self._ensure_stream(subject)
         durable = re.sub(r"[^A-Za-z0-9_-]", "_", durable)
@@ -159,7 +167,7 @@ class NatsBus:
         task = asyncio.ensure_future(self._consume(psub, handler, pool))
         self._tasks.append(task)
 
-    async def _consume(self, psub: Any, handler: Handler, pool: ThreadPoolExecutor) -> None:
+    async def _consume(self, psub: Any, handler: BatchHandler, pool: ThreadPoolExecutor) -> None:
         loop = asyncio.get_running_loop()
         while not self._closing:
             try:
@@ -175,7 +183,11 @@ class NatsBus:
                 for m in msgs
             ]
             # one hop to the handler thread per batch, not per message
-            oks = await loop.run_in_executor(pool, _handle_all, handler, batch)
+            try:
+                oks = await loop.run_in_executor(pool, handler, batch)
+            except Exception:
+                log.exception("batch handler failed; the batch will be redelivered")
+                oks = [False] * len(batch)
             for m, ok in zip(msgs, oks, strict=True):
                 with contextlib.suppress(Exception):
                     if ok:

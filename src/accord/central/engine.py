@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,14 @@ from accord.central import shared as shared_mode
 from accord.central.assignment import Assigner
 from accord.central.jobs import DEFAULT_HANDLER_TIMEOUT, HandlerPool, HandlerResult
 from accord.clock import Clock, SystemClock
-from accord.errors import AccordError, CaseError, ConflictError, ContractViolation, NotFound
+from accord.errors import (
+    AccordError,
+    CaseError,
+    ConflictError,
+    ContractViolation,
+    NotFound,
+    StoreError,
+)
 from accord.events import Event
 from accord.handlers import HandlerContext, HandlerRegistry
 from accord.kernel import (
@@ -143,6 +150,15 @@ class Engine:
         self._lock = threading.RLock()
         self.handler_threads = handler_threads
         self._runner = HandlerPool(self.handlers, handler_threads)
+        # idempotency keys whose handler is inside, or failed in, a call to the store
+        self._in_store: set[str] = set()
+        self._store_trouble: set[str] = set()
+        # shared mode: leases this engine holds while it works on them (renewed by heartbeats)
+        self._held: set[str] = set()
+        self._held_lock = threading.Lock()
+        # the states read when jobs were leased, so applying their results need not read them
+        # again (a stale one only costs a retry: the commit's version check catches it)
+        self._hints: dict[str, tuple[str, tuple[CaseState, int]]] = {}
         self._queued: set[tuple[str, int]] = set()
         for d in definitions:
             self.deploy(d)
@@ -331,28 +347,43 @@ class Engine:
         must therefore be repeatable (it is: it only computes from what it reads).
         """
         for attempt in range(self.retries + 1):
-            with self._lock:
-                batch = _Batch()
-                loads = self.assigner.load.copy()
-                backlog = {k: deque(v) for k, v in self.assigner.backlog.items()}
-                try:
-                    result = work(batch)
-                    self._assign(batch)
+            try:
+                batch, result = self._compute(work)
+                if self.shared:
+                    # Nothing in memory depends on a shared engine's commit, so it runs outside
+                    # the lock: another thread's unit computes while this one waits for the disk.
                     self._commit(batch)
-                except BaseException as exc:
-                    self.assigner.load = loads
-                    self.assigner.backlog = backlog
-                    # a failed or interrupted commit leaves these cases' cached states in doubt
-                    for cid in batch.writes:
-                        self._cache.pop(cid, None)
-                    if not isinstance(exc, ConcurrencyError) or attempt == self.retries:
-                        raise
-                    log.debug("unit lost a race (%s); retrying", exc)
-                else:
                     self._publish(batch.events)
-                    return result
+                return result
+            except ConcurrencyError as exc:
+                if attempt == self.retries:
+                    raise
+                log.debug("unit lost a race (%s); retrying", exc)
             time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
         raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    def _compute(self, work: Callable[[_Batch], Any]) -> tuple[_Batch, Any]:
+        """Run ``work`` and the follow-ups under the lock; single-engine mode also commits and
+        publishes here (so listeners hear units in commit order)."""
+        with self._lock:
+            batch = _Batch()
+            loads = self.assigner.load.copy()
+            backlog = {k: deque(v) for k, v in self.assigner.backlog.items()}
+            try:
+                result = work(batch)
+                self._assign(batch)
+                if not self.shared:
+                    self._commit(batch)
+            except BaseException:
+                self.assigner.load = loads
+                self.assigner.backlog = backlog
+                # a failed or interrupted commit leaves these cases' cached states in doubt
+                for cid in batch.writes:
+                    self._cache.pop(cid, None)
+                raise
+            if not self.shared:
+                self._publish(batch.events)
+            return batch, result
 
     def _publish(self, events: list[Event]) -> None:
         """Tell listeners what was committed. A failing listener is logged, never undoes the
@@ -445,6 +476,27 @@ class Engine:
             return t
 
         result: Transition = self._unit(work)
+        return result
+
+    def apply_many(self, items: list[tuple[str, str, AnyAction]]) -> list[Transition | CaseError]:
+        """Apply several (process, case, action) in one unit of work (one commit). A refused
+        action changes nothing and is returned as its error; the others stand."""
+
+        def work(batch: _Batch) -> list[Transition | CaseError]:
+            out: list[Transition | CaseError] = []
+            for process, case_id, action in items:
+                state, version = self._state(batch, case_id)
+                d = self.definition(state.process if state is not None else process)
+                try:
+                    t = advance(d, state, action, self.scope)
+                except CaseError as exc:
+                    out.append(exc)
+                    continue
+                self._record(batch, d, state, version, t)
+                out.append(t)
+            return out
+
+        result: list[Transition | CaseError] = self._unit(work)
         return result
 
     def _case_action(self, case_id: str, action: AnyAction) -> None:
@@ -608,6 +660,7 @@ class Engine:
         now = self.clock.now()
         if self.shared:
             due = self.store.lease_timers(self.owner, now, now + self.lease_s, limit)
+            self._hold(t[0] for t in due)
         else:
             due = self.store.due_timers(now, limit)
         if not due:
@@ -623,12 +676,23 @@ class Engine:
                 if state is None or state.status.ended:
                     orphans.append(timer_id)
                     continue
-                self._apply(batch, case_id, FireTimer(at=now, actor="timer", timer_id=timer_id))
+                try:
+                    self._apply(batch, case_id, FireTimer(at=now, actor="timer", timer_id=timer_id))
+                except CaseError as exc:
+                    # one case refusing must not hold up every other timer due with it
+                    log.warning("timer %s of case %s refused: %s", timer_id, case_id, exc)
+                    continue
                 w = batch.writes[case_id]
                 if timer_id not in w.timers_set:
                     w.timers_cleared.add(timer_id)
 
-        self._unit(work)
+        try:
+            self._unit(work)
+        except BaseException:
+            self._release([t[0] for t in due])  # let any replica fire them, without waiting
+            raise
+        # fired timers were deleted (or rescheduled) by the commit: their leases went with them
+        self._let_go(t[0] for t in due)
         if orphans:
             self.store.delete_timers(orphans)  # their cases ended; no commit will touch them
         return len(due)
@@ -656,9 +720,17 @@ class Engine:
         """Run handlers (outside the lock), concurrently on the handler threads.
 
         Every failure becomes a result with an error: an exception, a wrong return type, a
-        handler that cannot be imported, or one still running after ``timeout`` seconds.
+        handler that cannot be imported, or one still running after ``timeout`` seconds. A
+        failure of the engine's own store under a handler (``ctx.record_effect`` while the
+        database restarts) is marked ``transient``: it says nothing about the work.
         """
-        return self._runner.run(jobs, timeout, self._context)
+        self._store_trouble.difference_update(job.key for _, job in jobs)
+        results = self._runner.run(jobs, timeout, self._context)
+        troubled = self._store_trouble | self._in_store
+        return [
+            replace(r, transient=True) if r.error is not None and r.job.key in troubled else r
+            for r in results
+        ]
 
     def call_handler(
         self, case_id: str, job: RunHandler, timeout: float = DEFAULT_HANDLER_TIMEOUT
@@ -667,12 +739,26 @@ class Engine:
         return self.call_handlers([(case_id, job)], timeout)[0]
 
     def _record_effect(self, key: str, kind: str, value: str) -> bool:
-        return self.store.record_effect(key, kind, value, self.clock.now())
+        self._in_store.add(key)
+        try:
+            return self.store.record_effect(key, kind, value, self.clock.now())
+        except StoreError:
+            self._store_trouble.add(key)
+            raise
+        finally:
+            self._in_store.discard(key)
 
     def apply_results(self, results: list[HandlerResult]) -> None:
         """Complete or fail the tasks of finished handlers, all in one unit of work."""
 
+        written: set[str] = set()
+        with self._held_lock:
+            hints = [self._hints.pop(r.job.task_id, None) for r in results]
+        first = [h for h in hints if h is not None]
+
         def work(batch: _Batch) -> None:
+            batch.loaded.update(first)  # only on the first attempt: a retry reads afresh
+            first.clear()
             self._prefetch(batch, [r.case_id for r in results])
             for r in results:
                 try:
@@ -681,14 +767,35 @@ class Engine:
                     # e.g. the case was paused while the handler ran: the task stays ready and
                     # is handed out again when the case resumes; the rest of the round stands
                     continue
+            written.clear()
+            written.update(tid for w in batch.writes.values() for tid in w.tasks)
 
-        self._unit(work)
+        ids = [r.job.task_id for r in results]
+        try:
+            self._unit(work)
+        except BaseException:
+            if self.shared:
+                self._release(ids)
+            raise
+        if self.shared:
+            # the commit ended the leases of the tasks it wrote; give back the rest (transient
+            # failures, results that no longer applied) so any replica may take them now
+            self._let_go(ids)
+            self._release([t for t in ids if t not in written])
+        else:
+            for r in results:
+                key = (r.job.task_id, r.job.attempt)
+                if r.transient and key not in self._queued:
+                    self._queued.add(key)
+                    self.jobs.append((r.case_id, r.job))
 
     def _apply_result(self, batch: _Batch, r: HandlerResult) -> None:
         now = self.clock.now()
         state, _ = self._state(batch, r.case_id)
         if state is None:
             return
+        if r.transient:
+            return  # not the work's fault: the job runs again (see apply_results)
         task = state.tasks.get(r.job.task_id)
         if task is None or task.status not in (TaskStatus.READY, TaskStatus.CLAIMED):
             return  # withdrawn or already done while the handler ran: nothing to apply
@@ -732,8 +839,37 @@ class Engine:
         leased from the store (of ``teams`` only, if given) for ``lease_s`` seconds, so that no
         other replica runs them meanwhile unless this one dies."""
         if self.shared:
-            return shared_mode.lease_jobs(self, limit, teams)
+            jobs = shared_mode.lease_jobs(self, limit, teams)
+            self._hold(job.task_id for _, job in jobs)
+            return jobs
         return [self.take_job() for _ in range(min(limit, len(self.jobs)))]
+
+    def held_leases(self) -> list[str]:
+        """Ids of the tasks and timers this engine holds leases on while it works on them
+        (what a replica's heartbeat renews)."""
+        with self._held_lock:
+            return list(self._held)
+
+    def _hold(self, ids: Iterable[str]) -> None:
+        with self._held_lock:
+            self._held.update(ids)
+
+    def _let_go(self, ids: Iterable[str]) -> None:
+        with self._held_lock:
+            for i in ids:
+                self._held.discard(i)
+                self._hints.pop(i, None)
+
+    def _release(self, ids: list[str]) -> None:
+        """Stop holding these leases and end them in the store (best effort: if the store is
+        down they simply run out, as they would had this replica died)."""
+        self._let_go(ids)
+        if not ids:
+            return
+        try:
+            self.store.release_leases(self.owner, ids)
+        except Exception as exc:
+            log.debug("could not release %d leases (%s); they will run out", len(ids), exc)
 
     def run_jobs(
         self,

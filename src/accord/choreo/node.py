@@ -94,7 +94,8 @@ class TeamNode:
         """Subscribe to what is addressed to this team (durably) and publish from now on."""
         self.bus = bus
         for i, subject in enumerate(inbox_subjects(self.d.id, self.team)):
-            bus.subscribe(subject, f"node-{self.d.id}-{self.team}-{i}", self.on_message)
+            durable = f"node-{self.d.id}-{self.team}-{i}"
+            bus.subscribe(subject, durable, self.on_message, self.on_messages)
 
     def start_case(self, case_id: str, data: dict[str, Any] | None = None) -> str:
         """Start a case: only the initiating team does (case start is an event, no hub)."""
@@ -120,6 +121,38 @@ class TeamNode:
         self.handle(event)
         if self.eager_relay:
             self.relay()
+
+    def on_messages(self, msgs: list[Message]) -> list[bool]:
+        """A delivered batch: every action it causes commits in one transaction (the inbox ids
+        with them). Malformed or refused messages are logged and acknowledged: redelivering
+        them would change nothing."""
+        items: list[tuple[str, str, AnyAction]] = []
+        for msg in msgs:
+            try:
+                e = Event.from_cloudevent(orjson.loads(msg.data))
+            except (ValueError, orjson.JSONDecodeError) as exc:
+                log.warning("%s: malformed message %s skipped: %s", self.team, msg.id, exc)
+                continue
+            if sender_of(e) == self.team:
+                continue
+            if e.type is EventType.CASE_REQUESTED:
+                self._requested(e)
+                continue
+            action = self._action_for(e)
+            if action is not None:
+                items.append((self.d.key, e.case, action))
+        if items:
+            for (_p, case, action), result in zip(
+                items, self.engine.apply_many(items), strict=True
+            ):
+                if isinstance(result, CaseError):
+                    log.info("%s: %s for case %s not applied: %s", self.team,
+                             type(action).__name__, case, result)  # fmt: skip
+                else:
+                    self.handled += 1
+        if self.eager_relay:
+            self.relay()
+        return [True] * len(msgs)
 
     def handle(self, e: Event) -> bool:
         """Turn a bus event into a kernel action for this team, if it concerns this team."""
