@@ -14,7 +14,8 @@ writer (``accord.analytics.xes.write_xes``): a ``start`` and a ``complete`` even
 resource and team. The file is cached in the temp directory, keyed by size and seed.
 
 Each side runs in its own fresh process, so imports, caches and peak memory (``ru_maxrss``) are
-its own. The time is end to end: from the file name to case durations and the performance DFG
+its own; with ``--repeat N`` the sides run N times, interleaved, and the best run of each
+counts. The time is end to end: from the file name to case durations and the performance DFG
 in memory (interpreter and library start-up are reported apart). Both sides' results are
 compared edge by edge before any number is printed: a faster wrong answer does not count.
 """
@@ -52,6 +53,20 @@ def generate(path: Path, events: int, seed: int) -> int:
     members = {t: [m.id for m in team.members] for t, team in d.teams.items()}
     names = {sid: s.name for sid, s in d.steps.items()}
 
+    def task(case: str, seq: int, visits: dict[str, int], step: str, begin: float) -> list[Event]:
+        team = d.steps[step].team or ""
+        visits[step] = visits.get(step, 0) + 1
+        tid = f"{case}:{step}:{visits[step]}"
+        who = rng.choice(members[team])
+        start = begin + rng.expovariate(1 / 3600.0)
+        end = start + rng.expovariate(1 / 1800.0)
+        return [
+            Event(f"{case}#{seq + 1}", EventType.TASK_CLAIMED, case, d.key, start, seq + 1,
+                  step, team, who, tid, {"assignee": who}),
+            Event(f"{case}#{seq + 2}", EventType.TASK_COMPLETED, case, d.key, end, seq + 2,
+                  step, team, who, tid, {}),
+        ]  # fmt: skip
+
     def cases() -> Iterator[Event]:
         n = 0
         c = 0
@@ -59,41 +74,21 @@ def generate(path: Path, events: int, seed: int) -> int:
             c += 1
             case = f"case-{c:07d}"
             at = T0 + c * 600.0 + rng.uniform(0, 300)
-            seq = 0
             visits: dict[str, int] = {}
-
-            def task(step: str, begin: float) -> tuple[list[Event], float]:
-                nonlocal seq
-                team = d.steps[step].team or ""
-                visits[step] = visits.get(step, 0) + 1
-                tid = f"{case}:{step}:{visits[step]}"
-                who = rng.choice(members[team])
-                start = begin + rng.expovariate(1 / 3600.0)
-                end = start + rng.expovariate(1 / 1800.0)
-                seq += 2
-                return [
-                    Event(f"{case}#{seq - 1}", EventType.TASK_CLAIMED, case, d.key, start,
-                          seq - 1, step, team, who, tid, {"assignee": who}),
-                    Event(f"{case}#{seq}", EventType.TASK_COMPLETED, case, d.key, end, seq,
-                          step, team, who, tid, {}),
-                ], end  # fmt: skip
-
             out: list[Event] = []
             while True:
-                evs, at = task("request", at)
-                out += evs
-                evs, at = task("review", at)
-                out += evs
+                out += task(case, len(out), visits, "request", at)
+                out += task(case, len(out), visits, "review", out[-1].at)
+                at = out[-1].at
                 r = rng.random()
-                if r < 0.10:
-                    continue  # rework: back to sales
-                break
+                if r >= 0.10:
+                    break  # below 0.10: rework, back to sales
             if r >= 0.15:  # approved (5% are rejected and end here)
-                a, end_a = task("accounts", at)
-                m, end_m = task("assign-manager", at)
-                out += sorted(a + m, key=lambda e: e.at)
-                evs, at = task("kickoff", max(end_a, end_m))
-                out += evs
+                a = task(case, len(out), visits, "accounts", at)
+                m = task(case, len(out) + 2, visits, "assign-manager", at)
+                both = sorted(a + m, key=lambda e: e.at)
+                out += both
+                out += task(case, len(out), visits, "kickoff", max(a[-1].at, m[-1].at))
             n += len(out)
             yield from out
 
@@ -202,6 +197,7 @@ def main() -> None:
     ap.add_argument("--file", help="use this XES file instead of generating one")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--skip-pm4py", action="store_true", help="time accord only")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per side; the best counts")
     ap.add_argument("--child", choices=["ours", "pm4py"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -219,8 +215,16 @@ def main() -> None:
             print(f"generated {n:,} events in {time.perf_counter() - t:.1f}s: {path}")
     size_mb = path.stat().st_size / 1e6
     print(f"log: {path} ({size_mb:,.0f} MB)")
-    ours = measure("ours", path)
-    theirs = None if args.skip_pm4py else measure("pm4py", path)
+    ours: dict[str, Any] = {}
+    theirs: dict[str, Any] | None = None
+    for _ in range(max(args.repeat, 1)):  # interleaved, so a busy moment hurts both sides
+        run = measure("ours", path)
+        if not ours or run["total_s"] < ours["total_s"]:
+            ours = run
+        if not args.skip_pm4py:
+            run = measure("pm4py", path)
+            if theirs is None or run["total_s"] < theirs["total_s"]:
+                theirs = run
     rows = [("accord", ours)] + ([("pm4py", theirs)] if theirs else [])
     print(f"\n{'':8} {'events':>10} {'read s':>8} {'total s':>8} {'events/s':>10} "
           f"{'peak MB':>8} {'startup s':>9}")  # fmt: skip
@@ -240,8 +244,9 @@ def main() -> None:
         if problems:
             raise SystemExit("the answers differ:\n  " + "\n  ".join(problems[:20]))
         ratio = theirs["total_s"] / ours["total_s"]
-        print(f"\nsame answer on both sides ({len(ours['dfg'])} DFG edges, {ours['cases']:,} "
-              f"cases); accord is {ratio:.1f}x pm4py {pkg_version('pm4py')} end to end")  # fmt: skip
+        print(f"\nsame answer on both sides ({len(ours['dfg'])} DFG edges, "
+              f"{ours['cases']:,} cases); accord is {ratio:.1f}x pm4py "
+              f"{pkg_version('pm4py')} end to end")  # fmt: skip
         result["pm4py"] = {k: v for k, v in theirs.items() if k != "dfg"}
         result["pm4py_version"] = pkg_version("pm4py")
         result["ratio"] = ratio

@@ -99,6 +99,16 @@ class Fleet:
         """Processes still running (a crash would show up here)."""
         return [n for n, p in self.procs.items() if p.poll() is None]
 
+    def wait_ready(self, store: Store, timeout: float = 30.0) -> None:
+        """Wait until every running process has sent a heartbeat (a process restarted just now
+        may still be importing, before its SIGTERM handler exists)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seen = {r.pid for r in store.replicas()}
+            if all(p.pid in seen for p in self.procs.values() if p.poll() is None):
+                return
+            time.sleep(0.2)
+
     def stop(self) -> dict[str, int | None]:
         """SIGTERM every process and wait; return their exit codes."""
         for p in self.procs.values():

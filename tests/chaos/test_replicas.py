@@ -9,6 +9,7 @@ be reachable: the tests skip locally without it and fail under CI.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
@@ -54,20 +55,21 @@ def test_replicas_killed_with_sigkill_lose_nothing_and_double_nothing(tmp_path: 
             fleet.spawn("worker-it", "worker", "--team", "it")
             fleet.spawn("worker-am", "worker", "--team", "account-management")
             rng = random.Random(5)
-            next_kill = [time.monotonic() + 2.0]
+            next_kill = [time.monotonic() + 1.0]
 
             def chaos() -> None:
                 if time.monotonic() >= next_kill[0]:
                     fleet.kill(f"engine-{rng.randrange(3)}")
-                    next_kill[0] = time.monotonic() + rng.uniform(1.5, 3.0)
+                    next_kill[0] = time.monotonic() + rng.uniform(1.0, 2.5)
 
             counts = wait_for(store, CASES, timeout=600, tick=chaos)
             starter.join()
-            assert sum(counts.values()) == CASES, counts
+            assert counts == {"completed": CASES}, counts
             assert sorted(fleet.alive()) == sorted(fleet.procs), "a replica crashed by itself"
+            fleet.wait_ready(store)
             codes = fleet.stop()
             assert set(codes.values()) == {0}, codes  # SIGTERM: a clean shutdown
-            assert fleet.kills >= 3, "the run ended before the replicas were killed"
+            assert fleet.kills >= 2, "the run ended before the replicas were killed"
             stats = check_run(store, CASES, log)
             assert stats["retry_timers_fired"] > 0 and stats["wait_timers_fired"] > 0
             # every replica stopped with SIGTERM signed off; killed ones could not
@@ -90,7 +92,13 @@ def _restart_postgres() -> None:
 @pytest.mark.timeout(900)
 def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path) -> None:
     if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
-        pytest.skip("needs a local PostgreSQL cluster managed by pg_ctlcluster")
+        message = "needs a local PostgreSQL cluster managed by pg_ctlcluster"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    if not (os.environ.get("CI") or os.environ.get("ACCORD_CHAOS_PG_RESTART")):
+        # Restarting the machine's PostgreSQL would break other test runs sharing it.
+        pytest.skip("restarts the shared PostgreSQL: runs under CI or ACCORD_CHAOS_PG_RESTART=1")
     log = tmp_path / "invocations.log"
     cases = 1000
     with scratch_schema("accord_chaos_restart") as url:
@@ -108,9 +116,10 @@ def test_postgres_restart_mid_run_loses_nothing(tmp_path: Path) -> None:
             done_before = store.count_cases().get("completed", 0)
             _restart_postgres()
             counts = wait_for(store, cases, timeout=600)
-            assert sum(counts.values()) == cases, counts
+            assert counts == {"completed": cases}, counts
             assert done_before < cases, "the restart must land in the middle of the run"
             assert sorted(fleet.alive()) == sorted(fleet.procs), "a replica died with the database"
+            fleet.wait_ready(store)
             assert set(fleet.stop().values()) == {0}
             check_run(store, cases, log)
         finally:

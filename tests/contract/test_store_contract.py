@@ -720,7 +720,9 @@ def test_release_leases_gives_work_back(store: Store) -> None:
     assert len(store.lease_tasks("r1", T0, T0 + 300, 10)) == 1
     assert len(store.lease_timers("r1", T0 + 3600, T0 + 3900, 10)) == 1
     assert store.release_leases("nobody") == 0
-    assert store.release_leases("r1") == 2
+    assert store.release_leases("r1", []) == 0
+    assert store.release_leases("r1", ["j1:build:1"]) == 1
+    assert store.release_leases("r1") == 1
     assert len(store.lease_tasks("r2", T0, T0 + 300, 10)) == 1
     assert len(store.lease_timers("r2", T0 + 3600, T0 + 3900, 10)) == 1
 
@@ -730,8 +732,10 @@ def test_renew_leases_keeps_work_from_running_out(store: Store) -> None:
     started(store, "h1")
     assert len(store.lease_tasks("r1", T0, T0 + 30, 10)) == 1
     assert len(store.lease_timers("r1", T0 + 3600, T0 + 3630, 10)) == 1
-    assert store.renew_leases("r1", T0 + 5000) == 2
-    assert store.renew_leases("nobody", T0 + 5000) == 0
+    (timer,) = store.load_case("h1")[0].timers  # type: ignore[index]
+    assert store.renew_leases("r1", T0 + 5000, []) == 0
+    assert store.renew_leases("r1", T0 + 5000, ["j1:build:1", timer, "other"]) == 2
+    assert store.renew_leases("nobody", T0 + 5000, ["j1:build:1", timer]) == 0
     assert store.lease_tasks("r2", T0 + 100, T0 + 130, 10) == []
     assert store.lease_timers("r2", T0 + 3700, T0 + 3730, 10) == []
     assert len(store.lease_tasks("r2", T0 + 5000, T0 + 5030, 10)) == 1

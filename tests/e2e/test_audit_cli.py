@@ -77,3 +77,37 @@ def test_audit_warns_with_counts(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "warning" in r.stderr and "1 skipped: unparseable timestamps" in r.stderr
     assert json.loads(r.stdout)["events"] == 2
+
+
+def test_advise_json_has_the_eight_items_with_evidence() -> None:
+    r = accord("advise", ONBOARDING, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["recommendation"]["model"] in ("central", "choreo", "hybrid")
+    items = doc["checklist"]
+    assert len(items) == 8 and all(i["evidence"] for i in items)
+    assert {"question", "answer", "source", "favours"} <= set(items[0])
+    assert doc["risks"] and all(r["mitigation"] for r in doc["risks"])
+
+
+def test_advise_bad_input(tmp_path: Path) -> None:
+    answers = tmp_path / "a.yaml"
+    answers.write_text("budget: lots\n")
+    r = accord("advise", ONBOARDING, "--answers", answers)
+    assert r.returncode == 1 and "budget: answer yes or no" in r.stderr
+    r = accord("advise", tmp_path / "missing.yaml")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+
+
+@needs_corpus
+def test_diff_json_says_what_is_significant() -> None:
+    logs = CORPUS / "pm4py"
+    r = accord("diff", logs / "03_repairExample.xes.gz", logs / "02_teleclaims.xes.gz", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["a"]["cases"] == 1104 and doc["b"]["cases"] == 3512
+    m = {x["metric"]: x for x in doc["metrics"]}
+    assert m["duration_s"]["significant"] and m["duration_s"]["better"] == "a"
+    assert set(m["duration_s"]) >= {"ci95", "effect_size", "p_value", "p_adjusted"}
+    r = accord("diff", logs / "running-example.xes", logs / "running-example.csv")
+    assert r.returncode == 0 and "no clear difference" in r.stdout

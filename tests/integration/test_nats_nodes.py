@@ -88,7 +88,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.send_signal(signal.SIGTERM)
     for p in procs:
         try:
-            p.wait(20)
+            p.wait(60)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(5)

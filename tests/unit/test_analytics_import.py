@@ -267,3 +267,29 @@ def test_sniff_by_content(tmp_path: Path) -> None:
     assert sniff(p) == "jsonl"
     p.write_text("a,b\n")
     assert sniff(p) == "csv"
+
+
+@needs_corpus
+def test_streaming_reader_packs_rows_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import accord.analytics.xes_read as xes_read
+
+    whole = read_xes(PM4PY / "running-example.xes")
+    monkeypatch.setattr(xes_read, "CHUNK", 5)
+    chunked = read_xes(PM4PY / "running-example.xes")
+    assert_frame_equal(whole.frame, chunked.frame)
+
+
+def test_large_files_take_the_streaming_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import accord.analytics.logs as logs
+
+    p = tmp_path / "big.xes"
+    p.write_text(XES_HEAD + _trace("1", ("a", "2024-01-01T10:00:00Z")) + "</log>")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the vectorized reader must not read a file over the limit")
+
+    monkeypatch.setattr(logs, "FAST_LIMIT", 10)
+    monkeypatch.setattr(logs, "read_xes_fast", refuse)
+    assert read_log(p).events == 1

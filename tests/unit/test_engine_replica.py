@@ -74,7 +74,7 @@ def test_turns_run_jobs_and_timers_until_cases_complete(tmp_path: Path) -> None:
     e = engine(tmp_path / "s.db", calls)
     for i in range(5):
         e.start_case("rep", case_id=f"c{i}")
-    r = Replica(e, ReplicaConfig(batch=2))
+    r = Replica(e, ReplicaConfig(batch=2, job_threads=1))
     deadline = time.monotonic() + 10
     while e.store.count_cases().get("completed", 0) < 5 and time.monotonic() < deadline:
         if not r.turn():
@@ -88,10 +88,14 @@ def test_turns_run_jobs_and_timers_until_cases_complete(tmp_path: Path) -> None:
 def test_a_worker_only_runs_its_teams_jobs(tmp_path: Path) -> None:
     e = engine(tmp_path / "s.db")
     e.start_case("rep", case_id="c1")
-    worker = Replica(e, ReplicaConfig(role="worker", teams=("ops",), timers=False, assign=False))
+    worker = Replica(
+        e, ReplicaConfig(role="worker", teams=("ops",), timers=False, assign=False, job_threads=1)
+    )
     assert worker.turn() == 0
     assert e.case("c1").tasks["c1:build:1"].status.value == "ready"
-    it = Replica(e, ReplicaConfig(role="worker", teams=("it",), timers=False, assign=False))
+    it = Replica(
+        e, ReplicaConfig(role="worker", teams=("it",), timers=False, assign=False, job_threads=1)
+    )
     assert it.turn() == 1
     e.close()
 
@@ -165,4 +169,53 @@ def test_health_endpoint_and_report(tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
     assert replica_report(e.store)["schema_version"] >= 2
+    e.close()
+
+
+def test_jobs_stuck_behind_hung_handlers_are_given_back_not_failed(tmp_path: Path) -> None:
+    """The handler timeout counts from when a handler starts. When hung handlers hold every
+    thread, the jobs still queued behind them come back transient (run again later), not
+    failed: nothing is known about their work."""
+    release = threading.Event()
+    registry = HandlerRegistry()
+
+    def hang(ctx: HandlerContext) -> dict[str, Any]:
+        release.wait(10)
+        return {}
+
+    registry.register("t:build", hang)
+    e = Engine(open_store(f"sqlite:///{tmp_path}/s.db"), [DEF], handlers=registry, shared=True,
+               handler_threads=2)  # fmt: skip
+    try:
+        for i in range(5):
+            e.start_case("rep", case_id=f"c{i}")
+        results = e.call_handlers(e.lease_jobs(), timeout=0.3)
+        hung = [r for r in results if r.error and "did not finish" in r.error]
+        queued = [r for r in results if r.transient]
+        assert len(hung) == 2 and not any(r.transient for r in hung)
+        assert len(queued) == 3
+        e.apply_results(results)
+        statuses = sorted(t.status.value for i in range(5)
+                          for t in e.case(f"c{i}").tasks.values())  # fmt: skip
+        assert statuses.count("ready") == 3  # given back, no attempt spent
+    finally:
+        release.set()
+        e.close()
+
+
+def test_job_threads_share_the_work_of_one_replica(tmp_path: Path) -> None:
+    calls: list[str] = []
+    e = engine(tmp_path / "s.db", calls)
+    for i in range(20):
+        e.start_case("rep", case_id=f"c{i}")
+    r = Replica(e, ReplicaConfig(batch=3, job_threads=3, heartbeat_s=0.1))
+    thread = threading.Thread(target=r.run)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while e.store.count_cases().get("completed", 0) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    r.stop()
+    thread.join(10)
+    assert e.store.count_cases() == {"completed": 20}
+    assert len(calls) == len(set(calls)) == 40  # every job once
     e.close()

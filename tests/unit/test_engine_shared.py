@@ -289,3 +289,52 @@ def _race(calls: list[Callable[[], None]]) -> list[str]:
     for t in threads:
         t.join()
     return out
+
+
+def test_a_store_outage_under_a_handler_does_not_fail_the_task(
+    replicas: Replicas, monkeypatch: Any
+) -> None:
+    """ctx.record_effect failing because the database is restarting says nothing about the
+    work: the task is not failed (no retry spent, no incident); its job runs again later."""
+    from accord.stores.base import StoreUnavailable
+
+    a = replicas.engine(lease_s=10)
+    a.start_case("shared", case_id="j1")
+
+    def down(*args: Any) -> bool:
+        raise StoreUnavailable("PostgreSQL is restarting")
+
+    monkeypatch.setattr(a.store, "record_effect", down)
+    (result,) = a.call_handlers(a.lease_jobs(), timeout=5)
+    assert result.transient and result.error
+    a.apply_results([result])
+    task = a.case("j1").tasks["j1:job:1"]
+    assert (task.status.value, task.attempt) == ("ready", 1)
+    monkeypatch.undo()
+    assert a.held_leases() == []  # given back at once: no need to wait for the lease
+    assert a.run_jobs() == 1
+    assert a.case("j1").tasks["j1:job:1"].status.value == "completed"
+
+
+def test_work_held_by_a_failed_unit_is_given_back(replicas: Replicas, monkeypatch: Any) -> None:
+    """A round whose commit fails (the database went away mid-commit) must not keep its leases
+    alive: the heartbeat renews only what a replica is still working on."""
+    from accord.stores.base import StoreUnavailable
+
+    a, b = replicas.engine(lease_s=300), replicas.engine(lease_s=300)
+    a.start_case("shared", case_id="j1")
+    a.start_case("human", case_id="h1")
+    replicas.clock.advance(3601)  # the SLA timer of h1 is due
+
+    def down(*args: Any) -> list[int]:
+        raise StoreUnavailable("connection lost during COMMIT")
+
+    monkeypatch.setattr(a.store, "commit", down)
+    with pytest.raises(StoreUnavailable):
+        a.run_jobs()
+    with pytest.raises(StoreUnavailable):
+        a.fire_due_timers()
+    assert a.held_leases() == []
+    monkeypatch.undo()
+    assert b.run_jobs() == 1
+    assert b.fire_due_timers() == 1

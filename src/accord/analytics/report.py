@@ -130,6 +130,8 @@ def render(r: dict[str, Any]) -> str:
         "</div>",
     ]  # fmt: skip
     parts += _tables(r)
+    if r.get("run"):
+        parts += _run(r["run"])
     if r["warnings"]:
         parts.append("<h2>How the log was read</h2>")
         parts += [f"<p class='warn'>{escape(w)}</p>" for w in r["warnings"]]
@@ -191,6 +193,43 @@ def _tables(r: dict[str, Any]) -> list[str]:
             {2, 3, 4},
         )
     )  # fmt: skip
+    return out
+
+
+def _run(m: dict[str, Any]) -> list[str]:
+    """The run measures of an accord log: teams, handoffs, hub, coordination, satisfaction."""
+    h, hub, co = m["handoffs"], m["hub"], m["coordination_per_case"]
+    out = [
+        "<h2 id='run'>Run measures (accord log)</h2>",
+        f"<p class='sub'>handoff error rate {(h.get('error_rate') or 0):.1%} "
+        f"({h.get('errors', 0)} of {h['count']}: sent back, bounced or reassigned) · "
+        f"hub: {hub['events']} events, peak {hub['per_hour_peak']}/hour, "
+        f"{hub['tasks_on_hub']} tasks on the hub, {hub['tasks_local']} local · "
+        f"coordination messages per case: median {co['median']}, p95 {co['p95']} · "
+        f"SLA breaches {m['sla_breaches']} · mean WIP {m['wip_mean']:.1f} cases</p>",
+    ]
+    out.append(
+        _table(
+            ["team", "tasks", "members", "wait p50", "wait p95", "work p50", "occupancy",
+             "queue mean", "queue peak"],
+            [[t, v["tasks"], v["members"] or "-", hs(v["wait_s_p50"]), hs(v["wait_s_p95"]),
+              hs(v["work_s_p50"]), f"{v['utilisation']:.0%}", f"{v['queue_mean']:.1f}",
+              v["queue_peak"]] for t, v in m["teams"].items()],
+            {1, 2, 3, 4, 5, 6, 7, 8},
+        )
+    )  # fmt: skip
+    sat = m.get("satisfaction")
+    if sat:
+        out.append(
+            f"<h2>Team satisfaction ({sat['ratings']} ratings, mean {sat['mean']:.2f} / 5)</h2>"
+        )
+        out.append(
+            _table(
+                ["team", "ratings", "mean"],
+                [[t, v["ratings"], f"{v['mean']:.2f}"] for t, v in sat["by_team"].items()],
+                {1, 2},
+            )
+        )
     return out
 
 

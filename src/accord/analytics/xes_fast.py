@@ -1,16 +1,21 @@
-"""The vectorized XES reader: the whole file tokenized and checked in polars, no Python per event.
+"""The vectorized XES reader: the file tokenized and checked in polars, no Python per event.
 
 lxml parses a million-event XES file in about ten seconds on this project's reference machine,
-most of it handing every element to Python. This reader splits the text at ``<`` (which can
-never occur inside an attribute value of well-formed XML), extracts tag, key and value of every
-element with vectorized regular expressions, and checks the nesting (every close tag matches
-the open tag at its depth) with a sort and a shift instead of a stack.
+most of it handing every element to Python. This reader lets polars' CSV scanner split the text
+at ``<`` (which never occurs inside an attribute value of well-formed XML) into rows, and each
+row at ``"`` into fields, so ``<string key="K" value="V"/>`` arrives as the fields
+``string key=``, ``K``, `` value=``, ``V``, ``/>``. Two streaming scans read the file: one keeps
+the shape of every token (opens, closes, self-closes, tag names where needed), the other only the
+attributes the analyses use. Depth is a cumulative sum; the nesting (every close tag matches the
+open tag at its depth) is checked with a sort and a shift instead of a stack; each attribute's
+element is found by forward-filling the last open tag.
 
-It handles the XES that tools write. Anything it is not sure of (comments, CDATA, a DTD,
-processing instructions after the prolog, character references, attributes in an order or
-quoting it does not read, markup that does not nest) makes it give up, and
-:func:`accord.analytics.xes_read.read_xes` (the streaming lxml reader, which reports errors by
-line and column) reads the file instead. Tests check both readers agree on every corpus log.
+It handles the XES that tools write. Anything it is not sure of (comments holding markup, CDATA,
+a DTD, processing instructions after the prolog, character references, attributes quoted or
+spaced unusually, elements with more than five attributes, markup that does not nest) makes it
+give up, and :func:`accord.analytics.xes_read.read_xes` (the streaming lxml reader, which
+reports errors by line and column) reads the file instead. Tests check both readers agree on
+every corpus log.
 """
 
 from __future__ import annotations
@@ -42,100 +47,164 @@ def read_xes_fast(source: Path | bytes, path: Path, keys: XesKeys | None = None)
     the file is certainly not an event log.
     """
     keys = keys or XesKeys()
-    try:
-        raw = _tokens(source)
-    except pl.exceptions.NoDataError:
-        raise LogError(f"{path}: the file is empty") from None
-    if raw.height == 0:
+    start = source[:4096] if isinstance(source, bytes) else _head(source)
+    if not start.strip():
         raise LogError(f"{path}: the file is empty")
-    lead = raw.row(0)
-    if any(f is not None and f.strip() not in ("", "\ufeff") for f in lead):
+    if start.split(b"<", 1)[0].strip(b" \t\r\n").removeprefix(b"\xef\xbb\xbf"):
         raise NotSimple("text before the first element")
-    raw = raw.slice(1)
-    if raw.height and (raw["c0"][0] or "").startswith("?xml"):
-        raw = raw.slice(1)
-    if bool(raw[f"c{NCOL - 1}"].is_not_null().any()):
-        raise NotSimple("an element with many attributes")
-    head = raw["c0"].fill_null("")
-    comment = head.str.starts_with("!--")
-    if bool(comment.any()):
+    shape = _scan(source).select(_SHAPE).collect(engine="streaming")
+    skip = 2 if shape.height > 1 and shape["prolog"][1] else 1
+    shape = shape.with_row_index("i").slice(skip)
+    for flag, why in (
+        ("overflow", "an element with many attributes"),
+        ("odd", "attributes written in an unusual way"),
+        ("special", "CDATA, DTD or processing instructions"),
+    ):
+        if bool(shape[flag].any()):
+            raise NotSimple(why)
+    if bool(shape["comment"].any()):
         # A comment without '<' is one token (split at its quotes): drop it; anything else,
         # such as a comment holding markup, goes to the careful reader.
         whole = (
-            raw.filter(comment)
+            _scan(source)
+            .filter(_COMMENT)
             .select(pl.concat_str(pl.all(), separator='"', ignore_nulls=True))
+            .collect()
             .to_series()
         )
         if not bool(whole.str.contains(r"(?s)-->\s*$").all()):
             raise NotSimple("a comment holding markup")
-        raw = raw.filter(~comment)
-        head = head.filter(~comment)
-    if bool(head.str.contains(r"^[!?]").any()):
-        raise NotSimple("CDATA, DTD or processing instructions")
-    return _read_tokens(raw, head, path, keys)
-
-
-def _read_tokens(raw: pl.DataFrame, head: pl.Series, path: Path, keys: XesKeys) -> EventLog:
-    last = pl.coalesce([pl.col(f"c{i}") for i in reversed(range(NCOL))])
-    frame = raw.select(
-        pl.col("c0").str.starts_with("/").fill_null(False).alias("close"),
-        last.str.contains(r"/>\s*$").fill_null(False).alias("selfclose"),
+        shape = shape.filter(~pl.col("comment"))
+    frame, named = _structure(shape, path)
+    del shape  # the biggest frame: gone before the attribute scan allocates its own
+    wanted = [*dict.fromkeys([keys.case, *keys.event_columns()])]
+    attrs = (
+        _scan(source)
+        .with_row_index("i")
+        .filter(
+            _IS_ATTRIBUTE & pl.col("c1").is_in(wanted) & (_KEY_FIRST | _VALUE_FIRST | _KEY_ONLY)
+        )
+        .select(
+            "i",
+            pl.when(_VALUE_FIRST).then(pl.col("c3")).otherwise(pl.col("c1")).alias("key"),
+            pl.when(_KEY_FIRST)
+            .then(pl.col("c3").fill_null(""))
+            .when(_VALUE_FIRST)
+            .then(pl.col("c1").fill_null(""))
+            .alias("value"),
+        )
+        .filter(pl.col("key").is_in(wanted) & (pl.col("i") >= skip))
+        .collect(engine="streaming")
     )
-    frame = frame.with_row_index("i").with_columns(
+    attrs, named, frame = _renumber(frame, named, attrs)
+    attrs = _decode(attrs)
+    attrs = _enclosing(frame, named, attrs)
+    del frame
+    return _columns(named, attrs, path, keys)
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(4096)
+
+
+def _scan(source: Path | bytes) -> pl.LazyFrame:
+    # '<' can never occur inside an attribute value, and '"' only delimits them: each row is
+    # one element (or closing tag) and its fields are what lies between its quotes.
+    options: dict[str, Any] = {
+        "has_header": False,
+        "separator": '"',
+        "quote_char": None,
+        "eol_char": "<",
+        "schema": dict.fromkeys((f"c{i}" for i in range(NCOL)), pl.Utf8),
+        "truncate_ragged_lines": True,
+        "missing_columns": "insert",
+    }
+    if isinstance(source, bytes):  # decompressed in memory: small by construction
+        return pl.read_csv(io.BytesIO(source), **options).lazy()
+    return pl.scan_csv(source, **options)
+
+
+_C0, _C2 = pl.col("c0"), pl.col("c2")
+# key="K" value="V" splits at its quotes into: 'TAG key=', K, ' value=', V, '/>'
+_KEY_FIRST = (_C0.str.contains(r"\skey=$") & _C2.str.contains(r"^\s+value=$")).fill_null(False)
+_VALUE_FIRST = (_C0.str.contains(r"\svalue=$") & _C2.str.contains(r"^\s+key=$")).fill_null(False)
+_KEY_ONLY = (
+    _C0.str.contains(r"\skey=$") & ~_C2.fill_null("").str.contains("=", literal=True)
+).fill_null(False)
+_IS_ATTRIBUTE = pl.any_horizontal(_C0.str.starts_with(f"{t} ") for t in ATTRIBUTE_TAGS).fill_null(
+    False
+)
+_LAST = pl.coalesce([pl.col(f"c{i}") for i in reversed(range(NCOL))])
+_COMMENT = _C0.str.starts_with("!--").fill_null(False)
+_SELFCLOSE = _LAST.str.contains(r"/>\s*$").fill_null(False)
+_SHAPE = [
+    _C0.str.starts_with("/").fill_null(False).alias("close"),
+    _SELFCLOSE.alias("selfclose"),
+    # self-closing attributes all count as "string": their tag is never looked at again
+    pl.when(_IS_ATTRIBUTE & _SELFCLOSE)
+    .then(pl.lit("string"))
+    .when(~_COMMENT)
+    .then(_C0.str.extract(r"^/?([^\s/>]+)").str.split(":").list.last())
+    .alias("name"),
+    _COMMENT.alias("comment"),
+    (_C0.str.contains(r"^[!?]").fill_null(False) & ~_COMMENT).alias("special"),
+    (
+        _C0.str.contains(r"key\s*=").fill_null(False) & ~_KEY_FIRST & ~_VALUE_FIRST & ~_KEY_ONLY
+    ).alias("odd"),
+    pl.col(f"c{NCOL - 1}").is_not_null().alias("overflow"),
+    _C0.str.starts_with("?xml").fill_null(False).alias("prolog"),
+]
+
+
+def _structure(shape: pl.DataFrame, path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Depth of every token; the named ones (tags that open or close, and shallow ones)."""
+    frame = shape.select(
+        "i",
+        "close",
         pl.when(pl.col("close"))
         .then(-1)
         .when(pl.col("selfclose"))
         .then(0)
         .otherwise(1)
-        .cast(pl.Int32)
-        .alias("delta")
+        .cast(pl.Int8)
+        .alias("delta"),
     )
-    frame = frame.with_columns((pl.col("delta").cum_sum() - pl.col("delta")).alias("depth"))
-    named_mask = (frame["delta"] != 0) | (frame["depth"] <= 2)
-    named = frame.filter(named_mask).with_columns(
-        head.filter(named_mask)
-        .str.extract(r"^/?([^\s/>]+)")
-        .str.split(":")
-        .list.last()
-        .alias("name")
+    frame = frame.with_columns(
+        (pl.col("delta").cast(pl.Int32).cum_sum() - pl.col("delta")).alias("depth")
     )
+    mask = (frame["delta"] != 0) | (frame["depth"] <= 2)
+    named = frame.filter(mask).with_columns(shape["name"].filter(mask))
     if named.height == 0:
         raise LogError(f"{path}: the file holds no XML element")
     if bool(named["name"].is_null().any()):
         raise NotSimple("a token that is not an element")
     _check_nesting(frame, named, path)
-    del frame
-    wanted = [*dict.fromkeys([keys.case, *keys.event_columns()])]
-    # key="K" value="V" splits at its quotes into: 'TAG key=', K, ' value=', V, '/>'
-    c0, c2 = pl.col("c0"), pl.col("c2")
-    key_first = c0.str.contains(r"\skey=$") & c2.str.contains(r"^\s+value=$")
-    value_first = c0.str.contains(r"\svalue=$") & c2.str.contains(r"^\s+key=$")
-    key_only = c0.str.contains(r"\skey=$") & ~c2.fill_null("").str.contains("=", literal=True)
-    cols = (
-        raw.lazy()
-        .with_row_index("i")
-        .select(
-            "i",
-            pl.when(key_first | key_only)
-            .then(pl.col("c1"))
-            .when(value_first)
-            .then(pl.col("c3"))
-            .alias("key"),
-            pl.when(key_first)
-            .then(pl.col("c3").fill_null(""))
-            .when(value_first)
-            .then(pl.col("c1").fill_null(""))
-            .alias("value"),
-            (c0.str.contains(r"key\s*=") & ~key_first.fill_null(False)
-             & ~value_first.fill_null(False) & ~key_only.fill_null(False))
-            .fill_null(False).alias("odd"),
+    return frame, named
+
+
+def _renumber(
+    frame: pl.DataFrame, named: pl.DataFrame, attrs: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """From here on a token is known by its row in the frame, not its row in the file (they
+    differ by the prolog and any comments dropped)."""
+    first = int(frame["i"][0]) if frame.height else 0
+    if frame.height and int(frame["i"][-1]) - first == frame.height - 1:
+        return (
+            attrs.with_columns(pl.col("i") - first),
+            named.with_columns(pl.col("i") - first),
+            frame.with_columns(pl.col("i") - first),
         )
-    )  # fmt: skip
-    attrs = cols.filter(pl.col("odd") | pl.col("key").is_in(wanted)).collect()
-    del raw
-    if bool(attrs["odd"].any()):
-        raise NotSimple("attributes written in an unusual way")
-    attrs = attrs.drop("odd")
+    rows = frame.select("i", pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"))
+    return (
+        attrs.join(rows, on="i", maintain_order="left").drop("i").rename({"row": "i"}),
+        named.join(rows, on="i", maintain_order="left").drop("i").rename({"row": "i"}),
+        frame.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("i")),
+    )
+
+
+def _decode(attrs: pl.DataFrame) -> pl.DataFrame:
+    """Entity references in values (&amp; and friends); numeric ones are left to lxml."""
     if bool(attrs["value"].str.contains("&#", literal=True).any()):
         raise NotSimple("character references")
     if bool(attrs["value"].str.contains("&", literal=True).any()):
@@ -145,21 +214,62 @@ def _read_tokens(raw: pl.DataFrame, head: pl.Series, path: Path, keys: XesKeys) 
             .otherwise(pl.col("value"))
             .alias("value")
         )
-    return _columns(named, attrs.with_columns(pl.col("i").cast(pl.UInt32)), path, keys)
+    return attrs
 
 
-def _tokens(source: Path | bytes) -> pl.DataFrame:
-    # '<' can never occur inside an attribute value, and '"' only delimits them: each row is
-    # one element (or closing tag) and its fields are what lies between its quotes.
-    return pl.read_csv(
-        io.BytesIO(source) if isinstance(source, bytes) else source,
-        has_header=False,
-        separator='"',
-        quote_char=None,
-        eol_char="<",
-        schema=dict.fromkeys((f"c{i}" for i in range(NCOL)), pl.Utf8),
-        truncate_ragged_lines=True,
-        missing_columns="insert",
+def _parents(named: pl.DataFrame) -> pl.DataFrame:
+    """Each named token's ``parent`` (index) and ``pname``: the last element opened one level
+    up before it, found by forward-filling the last open element of every depth."""
+    depth = pl.col("depth")
+    opened = ~pl.col("close")
+    levels = range(int(named["depth"].max() or 0))  # type: ignore[arg-type]
+    last_i = [pl.when(opened & (depth == k)).then(pl.col("i")).forward_fill() for k in levels]
+    last_n = [pl.when(opened & (depth == k)).then(pl.col("name")).forward_fill() for k in levels]
+    if not last_i:
+        return named.with_columns(
+            pl.lit(None, pl.UInt32).alias("parent"), pl.lit(None, pl.Utf8).alias("pname")
+        )
+    return named.with_columns(
+        pl.coalesce([pl.when(depth == k + 1).then(e) for k, e in enumerate(last_i)]).alias(
+            "parent"
+        ),
+        pl.coalesce([pl.when(depth == k + 1).then(e) for k, e in enumerate(last_n)]).alias("pname"),
+    )
+
+
+def _enclosing(frame: pl.DataFrame, named: pl.DataFrame, attrs: pl.DataFrame) -> pl.DataFrame:
+    """Add to each attribute row the element it sits in: ``parent`` (its index), ``pname``
+    (``event``, ``trace`` or ``other``), its ``depth``, and ``after_close`` when the last tag
+    before it closed an element (then the parent must be found by depth instead)."""
+    code = pl.zeros(frame.height, dtype=pl.Int8, eager=True).scatter(
+        named["i"],
+        named.select(
+            pl.when(pl.col("name") == "event")
+            .then(1)
+            .when(pl.col("name") == "trace")
+            .then(2)
+            .otherwise(0)
+            .cast(pl.Int8)
+        ).to_series(),
+    )
+    struct = pl.col("delta") != 0
+    ctx = frame.with_columns(code.alias("code")).select(
+        pl.when(struct).then(pl.col("i")).forward_fill().shift(1).alias("parent"),
+        pl.when(struct).then(pl.col("close")).forward_fill().shift(1).alias("after_close"),
+        pl.when(struct).then(pl.col("code")).forward_fill().shift(1).alias("pcode"),
+        pl.col("depth"),
+    )
+    picked = ctx.select(pl.all().gather(attrs["i"]))
+    return pl.concat([attrs, picked], how="horizontal").select(
+        pl.col("i").cast(pl.UInt32),
+        "key",
+        "value",
+        "depth",
+        pl.col("after_close").fill_null(True),
+        pl.col("parent").cast(pl.UInt32),
+        pl.col("pcode")
+        .replace_strict({1: "event", 2: "trace"}, default="other", return_dtype=pl.Utf8)
+        .alias("pname"),
     )
 
 
@@ -226,8 +336,8 @@ def _columns(named: pl.DataFrame, attrs: pl.DataFrame, path: Path, keys: XesKeys
     """Events, their case ids and attribute columns, as the streaming reader would see them."""
     skipped = Skipped()
     notes: list[str] = []
-    opens = named.filter(~pl.col("close")).select("i", "depth", "name")
-    # Each element's parent is the last element opened one level up before it.
+    opens = _parents(named).filter(~pl.col("close")).select("i", "depth", "name", "parent", "pname")
+    # for attributes after a nested element closed (rare): the last open one level up
     parents = opens.select(
         pl.col("i").alias("parent"), pl.col("depth").alias("pdepth"), pl.col("name").alias("pname")
     )
@@ -243,19 +353,19 @@ def _columns(named: pl.DataFrame, attrs: pl.DataFrame, path: Path, keys: XesKeys
             check_sortedness=False,
         )
 
-    traces = with_parent(opens.filter(pl.col("name") == "trace"))
+    traces = opens.filter(pl.col("name") == "trace")
     good_traces = traces.filter(pl.col("pname") == "log")
     if traces.height > good_traces.height:
         skipped.add("traces not directly inside <log>", traces.height - good_traces.height)
     if traces.height == 0:
         notes.append("the log holds no <trace>")
-    events = with_parent(opens.filter(pl.col("name") == "event"))
+    events = opens.filter(pl.col("name") == "event")
     outside = events.filter(pl.col("pname") != "trace")
     skipped.add("events outside any trace", outside.height)
-    events = events.filter(pl.col("parent").is_in(good_traces["i"].implode())).select(
-        "i", trace="parent"
+    events = events.select("i", trace="parent").join(
+        good_traces.select(trace="i"), on="trace", how="semi", maintain_order="left"
     )
-    children = with_parent(opens.filter(pl.col("depth") <= 2))
+    children = opens.filter(pl.col("depth") <= 2)
     unknown = children.filter(
         (pl.col("pname") == "trace") & ~pl.col("name").is_in([*ATTRIBUTE_TAGS, "event"])
     )
@@ -265,14 +375,18 @@ def _columns(named: pl.DataFrame, attrs: pl.DataFrame, path: Path, keys: XesKeys
     for name, n in at_log.group_by("name").len().sort("name").iter_rows():
         if name != "event":  # already counted as events outside any trace
             skipped.add(f"unknown <{name}> elements in the log", int(n))
-    attrs = _attribute_parents(named, attrs, with_parent)
+    keep = ["i", "key", "value", "parent", "pname"]
+    nested = attrs.filter(pl.col("after_close"))
+    attrs = attrs.filter(~pl.col("after_close")).select(keep)
+    if nested.height:  # after a nested element closed, the parent is found by depth
+        nested = with_parent(nested.select("i", "key", "value", "depth")).select(keep)
+        attrs = pl.concat([attrs, nested.cast(attrs.schema)]).sort("i")
     case_ids = (
         attrs.filter((pl.col("pname") == "trace") & (pl.col("key") == keys.case))
-        .group_by("parent")
-        .agg(pl.col("value").last().alias("case"))
-        .rename({"parent": "trace"})
+        .select(pl.col("parent").alias("trace"), pl.col("value").alias("case"))
+        .unique(subset="trace", keep="last", maintain_order=True)
     )
-    table = events.join(case_ids, on="trace", how="left", maintain_order="left")
+    table = _lookup(events, case_ids, "trace")
     no_case = int(table["case"].is_null().sum())
     if no_case:
         skipped.add("events of traces without a case id", no_case)
@@ -280,45 +394,21 @@ def _columns(named: pl.DataFrame, attrs: pl.DataFrame, path: Path, keys: XesKeys
     ev_attrs = attrs.filter(pl.col("pname") == "event")
     cols: dict[str, Any] = {"case": table["case"]}
     for key, column in keys.event_columns().items():
-        sub = (
-            ev_attrs.filter(pl.col("key") == key)
-            .group_by("parent")
-            .agg(pl.col("value").last())
-            .rename({"parent": "i"})
-        )
-        joined = table.select("i").join(sub, on="i", how="left", maintain_order="left")
-        cols[column] = joined["value"]
+        sub = ev_attrs.filter(pl.col("key") == key).select(pl.col("parent").alias("i"), "value")
+        if bool((sub["i"].diff() == 0).any()):  # a key given twice: the last one counts
+            sub = sub.unique(subset="i", keep="last", maintain_order=True)
+        cols[column] = _lookup(table.select("i"), sub, "i")["value"]
     cols["pos"] = pl.int_range(0, table.height, eager=True)
     return finish(cols, path=path, fmt="xes", skipped=skipped, notes=notes)
 
 
-def _attribute_parents(named: pl.DataFrame, attrs: pl.DataFrame, with_parent: Any) -> pl.DataFrame:
-    """The element each attribute row sits in (``parent``, ``pname``).
-
-    Usually that is the last element opened before it, found with one as-of join; after a
-    nested element closed (a list inside an event, say) it is found by depth instead.
-    """
-    struct = named.filter(pl.col("delta") != 0).select(
-        pl.col("i").alias("parent"),
-        pl.col("name").alias("pname"),
-        pl.col("close").alias("after_close"),
-        (pl.col("depth") + pl.col("delta")).alias("depth"),
-    )
-    attrs = attrs.join_asof(
-        struct.with_columns(pl.col("parent").alias("si")),
-        left_on="i",
-        right_on="si",
+def _lookup(left: pl.DataFrame, right: pl.DataFrame, on: str) -> pl.DataFrame:
+    """Left join on an integer key both sides hold in ascending order (right keys unique):
+    a merge instead of a hash join, several times faster on millions of rows."""
+    return left.join_asof(
+        right.with_columns(pl.col(on).cast(left.schema[on])),
+        on=on,
         strategy="backward",
+        tolerance=0,
         check_sortedness=False,
     )
-    keep = ["i", "key", "value", "parent", "pname"]
-    direct = attrs.filter(~pl.col("after_close").fill_null(True)).select(keep)
-    nested = attrs.filter(pl.col("after_close").fill_null(True))
-    if nested.height:
-        nested = with_parent(nested.select("i", "key", "value", "depth")).select(keep)
-        direct = pl.concat([direct, nested]).sort("i")
-    return direct
-
-
-def _unescape_series(s: pl.Series) -> pl.Series:
-    return s.to_frame("x").select(_unescape("x")).to_series().alias(s.name)

@@ -23,6 +23,7 @@ from lxml import etree  # type: ignore[import-untyped]
 from accord.analytics.frame import EventLog, LogError, Skipped, build
 from accord.analytics.timestamps import parse_times
 
+CHUNK = 100_000  # events kept as Python lists before they are packed into a polars chunk
 _ATTRIBUTE_TAGS = frozenset(
     {"string", "date", "int", "float", "boolean", "id", "list", "container"}
 )
@@ -77,6 +78,7 @@ def read_xes(path: str | Path, keys: XesKeys | None = None) -> EventLog:
     keys = keys or XesKeys()
     wanted = keys.event_columns()
     cols: dict[str, list[Any]] = {c: [] for c in ("case", *wanted.values())}
+    chunks: list[pl.DataFrame] = []
     skipped = Skipped()
     notes: list[str] = []
     tags: dict[Any, str] = {}
@@ -117,7 +119,11 @@ def read_xes(path: str | Path, keys: XesKeys | None = None) -> EventLog:
                 for child in el:
                     col = wanted.get(child.get("key"))
                     if col is not None:
-                        row[col] = child.get("value")
+                        cname = tags.get(child.tag)
+                        if cname is None:
+                            cname = tags[child.tag] = _local(child.tag)
+                        if cname in _ATTRIBUTE_TAGS:
+                            row[col] = child.get("value")
                 for c, v in row.items():
                     trace_cols[c].append(v)
                 # Cleared, the element is a few bytes; the trace's end removes it for good
@@ -152,6 +158,8 @@ def read_xes(path: str | Path, keys: XesKeys | None = None) -> EventLog:
                 cols["case"].extend([case] * n)
                 for c, vs in trace_cols.items():
                     cols[c].extend(vs)
+                if len(cols["case"]) >= CHUNK:
+                    chunks.append(_chunk(cols))
             for vs in trace_cols.values():
                 vs.clear()
             el.clear()
@@ -169,7 +177,20 @@ def read_xes(path: str | Path, keys: XesKeys | None = None) -> EventLog:
         stream.close()
     if not traces:
         notes.append("the log holds no <trace>")
-    return finish(cols, path=path, fmt="xes", skipped=skipped, notes=notes)
+    chunks.append(_chunk(cols))
+    table = pl.concat(chunks)
+    return finish(
+        {c: table[c] for c in table.columns}, path=path, fmt="xes", skipped=skipped, notes=notes
+    )
+
+
+def _chunk(cols: dict[str, list[Any]]) -> pl.DataFrame:
+    """Move the rows read so far into a compact columnar chunk and empty the lists (Python
+    strings take several times the memory of the same text in a polars column)."""
+    chunk = pl.DataFrame({c: pl.Series(c, vs, dtype=pl.Utf8) for c, vs in cols.items()})
+    for vs in cols.values():
+        vs.clear()
+    return chunk
 
 
 def _at(el: Any) -> str:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import nats
 from nats.errors import NoServersError
@@ -75,15 +76,27 @@ class NatsBus:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     async def _connect(self, attempts: int) -> None:
+        # nats-py retries an initial connection as often as a lost one (for ever, as set
+        # below), so probe the port first: a broker that is down at start-up is reported, not
+        # waited for silently; one that drops later is reconnected to in the background.
+        parsed = urlparse(self.url)
+        host, port = parsed.hostname or "127.0.0.1", parsed.port or 4222
         delay = 0.2
         for attempt in range(1, attempts + 1):
             try:
+                _reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port), timeout=2
+                )
+                writer.close()
                 self.nc = await nats.connect(
                     self.url,
                     connect_timeout=2,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
+                    error_cb=self._error,
+                    disconnected_cb=self._disconnected,
+                    reconnected_cb=self._reconnected,
                 )
                 self.js = self.nc.jetstream()
                 return
@@ -92,11 +105,18 @@ class NatsBus:
                     raise NatsUnavailable(
                         f"cannot reach NATS at {self.url} after {attempts} attempts: {exc}"
                     ) from None
-                log.warning(
-                    "NATS at %s not reachable (%s); retrying in %.1fs", self.url, exc, delay
-                )
+                log.warning("NATS at %s unreachable (%s); retry in %.1fs", self.url, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def _error(self, exc: Exception) -> None:
+        log.warning("NATS: %s", exc)
+
+    async def _disconnected(self) -> None:
+        log.warning("NATS connection lost; reconnecting")
+
+    async def _reconnected(self) -> None:
+        log.warning("NATS reconnected")
 
     async def _ensure_stream(self, subject: str) -> str:
         name = stream_name(subject)

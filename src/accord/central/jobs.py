@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from accord.handlers import HandlerContext, HandlerError, HandlerRegistry
+from accord.handlers import Handler, HandlerContext, HandlerError, HandlerRegistry
 from accord.kernel import RunHandler
 
 DEFAULT_HANDLER_TIMEOUT = 60.0
@@ -30,6 +29,9 @@ class HandlerResult:
     data: dict[str, Any] | None = None
     error: str | None = None
     retryable: bool = True
+    # The handler failed because the engine's own store did (say, while the database
+    # restarted), not because of the work: the task is not failed, its job is run again later.
+    transient: bool = False
 
 
 def outcome(case_id: str, job: RunHandler, out: Any) -> HandlerResult:
@@ -71,10 +73,23 @@ class HandlerPool:
         context: Callable[[str, RunHandler], HandlerContext],
     ) -> list[HandlerResult]:
         """Run every job; each failure (exception, wrong return type, a handler that cannot be
-        imported, or one still running after ``timeout`` seconds) becomes a result with an
-        error. ``timeout <= 0`` runs them inline, one after another."""
+        imported, or one still running ``timeout`` seconds after it started) becomes a result
+        with an error. ``timeout <= 0`` runs them inline, one after another.
+
+        A job that never started because hung handlers held every thread is not failed: it
+        comes back ``transient``, to be run again, since nothing is known about its work.
+        """
         results: list[HandlerResult | None] = [None] * len(jobs)
-        pending: list[tuple[int, Future[Any]]] = []
+        waiting: dict[Future[Any], int] = {}
+        started: dict[int, float] = {}
+
+        def timed(i: int, fn: Handler, ctx: HandlerContext) -> Callable[[], Any]:
+            def call() -> Any:
+                started[i] = time.monotonic()
+                return fn(ctx)
+
+            return call
+
         for i, (case_id, job) in enumerate(jobs):
             try:
                 fn = self.handlers.resolve(job.handler)
@@ -88,21 +103,32 @@ class HandlerPool:
                 except Exception as exc:  # a handler's bug becomes a failed task, not a crash
                     results[i] = outcome(case_id, job, exc)
                 continue
-            pending.append((i, self._pool().submit(fn, ctx)))
-        deadline = time.monotonic() + timeout
+            waiting[self._pool().submit(timed(i, fn, ctx))] = i
         hung = False
-        for i, future in pending:
-            case_id, job = jobs[i]
-            try:
-                out = future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except FutureTimeout:
-                hung = True
-                msg = f"handler {job.handler} did not finish within {timeout:g}s"
-                results[i] = HandlerResult(job, case_id, error=msg)
-                continue
-            except Exception as exc:  # raised by the handler
-                out = exc
-            results[i] = outcome(case_id, job, out)
+        while waiting:
+            now = time.monotonic()
+            deadlines = [started[i] + timeout for i in waiting.values() if i in started]
+            wake = min(deadlines, default=now + timeout) - now
+            done, _ = wait(list(waiting), timeout=max(0.0, wake), return_when=ALL_COMPLETED)
+            for future in done:
+                i = waiting.pop(future)
+                case_id, job = jobs[i]
+                error = future.exception()
+                results[i] = outcome(case_id, job, error if error is not None else future.result())
+            now = time.monotonic()
+            for future, i in list(waiting.items()):
+                if i in started and now - started[i] >= timeout:
+                    hung = True
+                    del waiting[future]
+                    case_id, job = jobs[i]
+                    msg = f"handler {job.handler} did not finish within {timeout:g}s"
+                    results[i] = HandlerResult(job, case_id, error=msg)
+            for future, i in list(waiting.items()):
+                if hung and future.cancel():
+                    del waiting[future]  # it would wait behind hung threads: give it back
+                    case_id, job = jobs[i]
+                    msg = f"handler {job.handler} not started: other handlers hung"
+                    results[i] = HandlerResult(job, case_id, error=msg, transient=True)
         if hung:
             self.shutdown()
         return [r for r in results if r is not None]

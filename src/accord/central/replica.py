@@ -23,7 +23,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,7 @@ class ReplicaConfig:
     sweep_s: float = 5.0
     max_backoff_s: float = 5.0
     prune_after_s: float = 3600.0
+    job_threads: int = 2
 
 
 @dataclass(slots=True)
@@ -76,6 +77,7 @@ class Replica:
         self.config = config or ReplicaConfig()
         self.stats = ReplicaStats()
         self._stop = threading.Event()
+        self._count = threading.Lock()
         self._last_sweep = 0.0
 
     @property
@@ -100,10 +102,8 @@ class Replica:
             n = engine.fire_due_timers(limit=cfg.batch)
             self.stats.timers += n
             did += n
-        if cfg.jobs:
-            n = engine.run_jobs(cfg.batch, cfg.handler_timeout, teams=cfg.teams, rounds=1)
-            self.stats.jobs += n
-            did += n
+        if cfg.jobs and cfg.job_threads <= 1:
+            did += self.jobs_turn()
         now = time.monotonic()
         if cfg.assign and now - self._last_sweep >= cfg.sweep_s:
             self._last_sweep = now
@@ -112,38 +112,63 @@ class Replica:
             did += n
         return did
 
+    def jobs_turn(self) -> int:
+        """Lease one batch of handler jobs, run them and commit their results."""
+        cfg = self.config
+        n: int = self.engine.run_jobs(cfg.batch, cfg.handler_timeout, teams=cfg.teams, rounds=1)
+        with self._count:
+            self.stats.jobs += n
+        return n
+
     def run(self) -> None:
-        """Loop until stopped: work while there is work, sleep (briefly) when there is none."""
+        """Loop until stopped: work while there is work, sleep (briefly) when there is none.
+
+        With ``job_threads > 1`` handler jobs run in that many loops of their own: while one
+        waits for its commit to reach the disk, another computes its next batch.
+        """
         beat = threading.Thread(target=self._heartbeats, name="accord-heartbeat", daemon=True)
         beat.start()
-        idle = 0.005
-        backoff = 0.0
-        log.info("replica %s (%s) started", self.id, self.config.role)
+        cfg = self.config
+        helpers = [
+            threading.Thread(target=self._loop, args=(self.jobs_turn,), name=f"accord-jobs-{i}")
+            for i in range(cfg.job_threads if cfg.jobs and cfg.job_threads > 1 else 0)
+        ]
+        for h in helpers:
+            h.start()
+        log.info("replica %s (%s) started", self.id, cfg.role)
         try:
-            while not self._stop.is_set():
-                try:
-                    did = self.turn()
-                except Exception as exc:  # the database is down, or a unit kept losing races
-                    self.stats.errors += 1
-                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                    self.stats.state = "degraded"
-                    backoff = min(self.config.max_backoff_s, max(0.1, backoff * 2))
-                    log.warning("turn failed (%s); retrying in ~%.1fs", exc, backoff)
-                    self._stop.wait(backoff * random.uniform(0.5, 1.0))
-                    continue
-                backoff = 0.0
-                self.stats.state = "running"
-                self.stats.last_turn = time.time()
-                if did:
-                    idle = 0.005
-                else:
-                    self._stop.wait(idle)
-                    idle = min(self.config.idle_s, idle * 2)
+            self._loop(self.turn)
         finally:
             self.stats.state = "draining"
             self._stop.set()
-            beat.join(timeout=self.config.heartbeat_s + 5)  # no heartbeat after signing off
+            for h in helpers:  # each finishes (and commits) the batch it is running
+                h.join(timeout=cfg.handler_timeout + 30)
+            beat.join(timeout=cfg.heartbeat_s + 5)  # no heartbeat after signing off
             self._shutdown()
+
+    def _loop(self, step: Callable[[], int]) -> None:
+        idle = 0.005
+        backoff = 0.0
+        while not self._stop.is_set():
+            try:
+                did = step()
+            except Exception as exc:  # the database is down, or a unit kept losing races
+                with self._count:
+                    self.stats.errors += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self.stats.state = "degraded"
+                backoff = min(self.config.max_backoff_s, max(0.1, backoff * 2))
+                log.warning("turn failed (%s); retrying in ~%.1fs", exc, backoff)
+                self._stop.wait(backoff * random.uniform(0.5, 1.0))
+                continue
+            backoff = 0.0
+            self.stats.state = "running"
+            self.stats.last_turn = time.time()
+            if did:
+                idle = 0.005
+            else:
+                self._stop.wait(idle)
+                idle = min(self.config.idle_s, idle * 2)
 
     def _shutdown(self) -> None:
         """Give back what this replica still holds, so others need not wait for leases."""
@@ -178,7 +203,9 @@ class Replica:
         """Record this replica in the store and renew its leases."""
         store = self.engine.store
         try:
-            store.renew_leases(self.id, self.engine.clock.now() + self.engine.lease_s)
+            held = self.engine.held_leases()
+            if held:
+                store.renew_leases(self.id, self.engine.clock.now() + self.engine.lease_s, held)
             store.heartbeat(self.row())
             self.stats.store_ok = True
         except Exception as exc:

@@ -89,6 +89,7 @@ def lease_jobs(
             # Not deployed here: the lease runs out and a replica that knows it takes over.
             continue
         handler = d.steps[r.step].handler or ""
+        engine._hints[r.id] = (r.case_id, loaded)
         jobs.append((r.case_id, RunHandler(r.id, r.step, handler, r.id, r.attempt,
                                            dict(loaded[0].data))))  # fmt: skip
     return jobs

@@ -74,6 +74,14 @@ def audit(  # noqa: PLR0917 - typer maps each parameter to an option
         lifecycle=lifecycle,
     )
     report = run_audit(data)
+    from accord.analytics.logs import accord_events
+
+    own = accord_events(log)
+    if own is not None:  # accord's own log: the run measures too (wait/work, hub, feedback)
+        from accord.analytics.audit import clean
+        from accord.analytics.measures import measure
+
+        report["run"] = clean(measure(own))
     if html is not None:
         from accord.analytics.report import write_report
 
@@ -129,3 +137,108 @@ def _print_audit(r: dict[str, Any]) -> None:
             out.print(f"  - {s['sign']}: {s['evidence']}", highlight=False)
     else:
         out.print("no sign that it is time to change")
+
+
+@app.command()
+def diff(  # noqa: PLR0917 - typer maps each parameter to an option
+    log_a: Annotated[Path, typer.Argument(help="The 'before' log (or mode A).")],
+    log_b: Annotated[Path, typer.Argument(help="The 'after' log (or mode B).")],
+    case: CaseOpt = None,
+    activity: ActivityOpt = None,
+    time: TimeOpt = None,
+    resource: ResourceOpt = None,
+    team: TeamOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare two event logs on the same measures: effect sizes, 95% intervals, and which
+    differences are significant (Mann-Whitney U / Fisher, Holm-adjusted)."""
+    from accord.analytics.audit import clean
+    from accord.analytics.compare import compare
+
+    columns = {"case": case, "activity": activity, "time": time, "resource": resource,
+               "team": team}  # fmt: skip
+    a = _load(log_a, **columns)
+    b = _load(log_b, **columns)
+    result = clean(compare(a, b, seed=seed))
+    if json:
+        _print_json(result)
+        return
+    from accord.analytics.trends import human_seconds as hs
+
+    def show(metric: str, v: float | None) -> str:
+        if v is None:
+            return "-"
+        return hs(v) if metric.endswith("_s") else f"{v:.3g}"
+
+    t = Table(title=f"B: {log_b}  against  A: {log_a}", title_justify="left")
+    for col in ("measure", "A", "B", "B - A", "95% CI", "effect", "p (Holm)", ""):
+        t.add_column(col, justify="left" if col in ("measure", "") else "right")
+    for r in result["metrics"]:
+        m = r["metric"]
+        if r["kind"] == "rate":
+            va, vb = f"{r['a']['rate']:.1%}", f"{r['b']['rate']:.1%}"
+            d, ci = f"{r['difference']:+.1%}", f"{r['ci95'][0]:+.1%} .. {r['ci95'][1]:+.1%}"
+        else:
+            va, vb = show(m, r["a"]["median"]), show(m, r["b"]["median"])
+            sign = "-" if r["difference"] < 0 else "+"
+            d = sign + show(m, abs(r["difference"]))
+            ci = f"{show(m, r['ci95'][0])} .. {show(m, r['ci95'][1])}"
+        verdict = (f"[bold]{'better' if r['better'] == 'b' else 'worse'} in B[/bold]"
+                   if r["significant"] else "no clear difference")  # fmt: skip
+        t.add_row(r["label"], va, vb, d, ci, f"{r['effect_size']:+.2f} {r['magnitude']}",
+                  f"{r['p_adjusted']:.2g}", verdict)  # fmt: skip
+    out.print(t)
+    out.print("medians for durations and counts; Cliff's delta or risk difference as effect size")
+
+
+@app.command()
+def advise(
+    file: Annotated[Path, typer.Argument(help="Process definition (YAML).")],
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Event log of the process (any audit format).")
+    ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option("--answers", help="YAML answers to the checklist (stable: yes, size: 40)."),
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the advice as JSON.")] = False,
+) -> None:
+    """Central, choreographed or hybrid? The decision checklist answered from the definition,
+    the log and your answers, a place for every step, and the risks with their mitigations."""
+    from accord.advisor import advise as run_advice
+    from accord.analytics.audit import clean
+    from accord.errors import DefinitionError
+
+    try:
+        advice = clean(run_advice(file, log=log, answers=answers))
+    except DefinitionError as exc:
+        for p in exc.problems:
+            err.print(str(p), highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if json:
+        _print_json(advice)
+        return
+    rec = advice["recommendation"]
+    out.print(f"[bold]{advice['process']}: run it {rec['model']}[/bold] "
+              f"(central {rec['score']['central']} : {rec['score']['choreo']} choreo)")  # fmt: skip
+    t = Table(title="checklist", title_justify="left")
+    for col in ("question", "answer", "from", "favours", "evidence"):
+        t.add_column(col)
+    for it in advice["checklist"]:
+        ans = {True: "yes", False: "no", None: "?"}.get(it["answer"], str(it["answer"]))
+        t.add_row(it["question"], ans, it["source"], it["favours"] or "-",
+                  "; ".join(it["evidence"]))  # fmt: skip
+    out.print(t)
+    s = Table(title="steps", title_justify="left")
+    for col in ("step", "team", "runs on", "why"):
+        s.add_column(col)
+    for st in advice["steps"]:
+        s.add_row(st["step"], st["team"] or "-", st["placement"], "; ".join(st["reasons"]))
+    out.print(s)
+    out.print("[bold]risks[/bold]")
+    for r in advice["risks"]:
+        out.print(f"  - {r['risk']} ({r['evidence']}): {r['mitigation']}", highlight=False)
+    if advice["unanswered"]:
+        out.print(f"unanswered: {', '.join(advice['unanswered'])} "
+                  "(answer them with --answers FILE)")  # fmt: skip

@@ -6,6 +6,7 @@ share one database; see docs/operations.md.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import sys
@@ -60,6 +61,8 @@ def _serve(replica: Any, health_port: int | None) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # `kill -USR1 PID` prints every thread's stack: how to see what a stuck replica is doing
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     server = serve_health(replica, health_port) if health_port is not None else None
     if server is not None:
         host, port = str(server.server_address[0]), int(server.server_address[1])

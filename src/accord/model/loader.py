@@ -186,8 +186,14 @@ def parse_yaml(text: str, file: str) -> Any:
 
 
 def load(path: str | Path) -> ProcessDefinition:
-    """Load and validate a process definition file. Raise DefinitionError listing every problem."""
+    """Load and validate a process definition file. Raise DefinitionError listing every problem.
+
+    BPMN files (``.bpmn``, ``.bpmn2``, ``.bpmn20.xml``) are imported (see accord.bpmn)."""
     p = Path(path)
+    if p.name.lower().endswith((".bpmn", ".bpmn2", ".bpmn20.xml")):
+        from accord.bpmn.importer import load_bpmn
+
+        return load_bpmn(p)
     try:
         size = p.stat().st_size
         if size > MAX_FILE_BYTES:

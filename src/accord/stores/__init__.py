@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from accord.errors import StoreError
-from accord.stores.base import CaseRow, CaseWrite, ConcurrencyError, ReplicaRow, Store, TaskRow
+from accord.stores.base import (
+    CaseRow,
+    CaseWrite,
+    ConcurrencyError,
+    ReplicaRow,
+    Store,
+    StoreUnavailable,
+    TaskRow,
+)
 
 
 def open_store(url: str) -> Store:
@@ -35,6 +43,7 @@ __all__ = [
     "ConcurrencyError",
     "ReplicaRow",
     "Store",
+    "StoreUnavailable",
     "TaskRow",
     "open_store",
 ]

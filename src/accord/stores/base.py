@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from accord.errors import StoreError
 from accord.events import Event
 from accord.kernel.state import CaseState, Task
 
@@ -159,13 +160,14 @@ class Store(Protocol):
         """Like :meth:`due_timers`, but only timers nobody holds a live lease on, leased to
         ``owner`` until ``until``, so that replicas firing timers never fire the same one."""
 
-    def renew_leases(self, owner: str, until: float) -> int:
-        """Extend every lease ``owner`` still holds to ``until`` (a live replica's heartbeat, so
-        that long handlers keep their jobs while a dead replica's leases run out); return how
-        many."""
+    def renew_leases(self, owner: str, until: float, ids: Sequence[str]) -> int:
+        """Extend ``owner``'s leases on these task or timer ids to ``until`` (a live replica's
+        heartbeat renews the work it is doing, so long handlers keep their jobs while a dead
+        replica's leases run out); return how many."""
 
-    def release_leases(self, owner: str) -> int:
-        """End every lease ``owner`` holds (a replica shutting down); return how many."""
+    def release_leases(self, owner: str, ids: Sequence[str] | None = None) -> int:
+        """End ``owner``'s leases on these ids (all of them when None: a replica shutting
+        down); return how many."""
 
     def member_loads(self, members: Sequence[str]) -> dict[str, int]:
         """How many claimed tasks each member holds (members holding none are left out)."""
@@ -190,6 +192,14 @@ class Store(Protocol):
 
     def set_meta(self, key: str, value: str) -> None:
         """Set a small persistent setting."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now (down, restarting, network). Retry later.
+
+    A commit interrupted this way may or may not have been applied: callers reload before
+    trying again, and the version check and idempotency keys make the retry safe.
+    """
 
 
 class ConcurrencyError(Exception):

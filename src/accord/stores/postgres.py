@@ -36,7 +36,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from accord.errors import StoreError
 from accord.events import Event, EventType
 from accord.kernel.state import CaseState, state_from_json
-from accord.stores.base import CaseRow, CaseWrite, ConcurrencyError, ReplicaRow, TaskRow
+from accord.stores.base import (
+    CaseRow,
+    CaseWrite,
+    ConcurrencyError,
+    ReplicaRow,
+    StoreUnavailable,
+    TaskRow,
+)
 from accord.stores.migrations import MIGRATIONS
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -50,56 +57,56 @@ _EVENT_COLS = (
     "pos, id, case_id, seq, type, at, process, step, team, actor, task, data::text, causation,"
     " source"
 )
+# Each batch statement takes its rows as one JSON array of objects (json_to_recordset): one C-level
+# serialisation on our side and one parse on the server's, instead of an array per column.
 _INSERT_CASES = """
 INSERT INTO cases (id, process, status, version, state, started_at, ended_at, updated_at,
                    incident)
-SELECT v.id, v.process, v.status, 1, v.state, v.started_at, v.ended_at, %s, v.incident
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::float8[], %s::float8[],
-            %s::text[]) AS v(id, process, status, state, started_at, ended_at, incident)
+SELECT v.id, v.process, v.status, 1, convert_to(v.state::text, 'UTF8'), v.started_at,
+       v.ended_at, %s, v.incident
+FROM json_to_recordset(%s::json) AS v(id text, process text, status text, state json,
+                                      started_at float8, ended_at float8, incident text)
 ON CONFLICT (id) DO NOTHING"""
 _UPDATE_CASES = """
-UPDATE cases c SET status = v.status, version = c.version + 1, state = v.state,
-       ended_at = v.ended_at, updated_at = %s, incident = v.incident
-FROM unnest(%s::text[], %s::int[], %s::text[], %s::bytea[], %s::float8[], %s::text[])
-     AS v(id, expected, status, state, ended_at, incident)
+UPDATE cases c SET status = v.status, version = c.version + 1,
+       state = convert_to(v.state::text, 'UTF8'), ended_at = v.ended_at, updated_at = %s,
+       incident = v.incident
+FROM json_to_recordset(%s::json) AS v(id text, expected int, status text, state json,
+                                      ended_at float8, incident text)
 WHERE c.id = v.id AND c.version = v.expected"""
-# ORDER BY the array position: `pos` (a sequence) then follows the order the kernel emitted.
+# WITH ORDINALITY + ORDER BY: `pos` (a sequence) follows the order the kernel emitted events in.
 _INSERT_EVENTS = """
 INSERT INTO events (id, case_id, seq, type, at, process, step, team, actor, task, data,
                     causation, source)
 SELECT v.id, v.case_id, v.seq, v.type, v.at, v.process, v.step, v.team, v.actor, v.task,
-       v.data::json, v.causation, v.source
-FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::float8[], %s::text[],
-            %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
-     WITH ORDINALITY AS v(id, case_id, seq, type, at, process, step, team, actor, task, data,
-                          causation, source, n)
-ORDER BY v.n"""
+       v.data, v.causation, v.source
+FROM json_array_elements(%s::json) WITH ORDINALITY AS j(doc, n),
+     json_to_record(j.doc) AS v(id text, case_id text, seq int, type text, at float8,
+                                process text, step text, team text, actor text, task text,
+                                data json, causation text, source text)
+ORDER BY j.n"""
 # A commit that writes a task ends any lease on it: the holder's work is done or moot.
 _UPSERT_TASKS = f"""
 INSERT INTO tasks ({_TASK_COLS})
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                     %s::text[], %s::text[], %s::text[], %s::float8[], %s::float8[],
-                     %s::int[], %s::int[])
+SELECT * FROM json_to_recordset(%s::json) AS v(id text, case_id text, process text, step text,
+    kind text, team text, role text, status text, assignee text, ready_at float8,
+    claimed_at float8, attempt int, hub int)
 ON CONFLICT (id) DO UPDATE SET team = excluded.team, status = excluded.status,
     assignee = excluded.assignee, claimed_at = excluded.claimed_at,
     attempt = excluded.attempt, lease_owner = NULL, lease_until = NULL"""
 _UPSERT_TIMERS = """
 INSERT INTO timers (id, case_id, due)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[])
+SELECT * FROM json_to_recordset(%s::json) AS v(id text, case_id text, due float8)
 ON CONFLICT (id) DO UPDATE SET case_id = excluded.case_id, due = excluded.due,
     lease_owner = NULL, lease_until = NULL"""
 
 
-class StoreUnavailable(StoreError):
-    """The database cannot be reached right now (down, restarting, network). Retry later.
-
-    A commit interrupted this way may or may not have been applied: callers reload before
-    trying again, and the version check and idempotency keys make the retry safe.
-    """
-
-
 def _ddl(statement: str) -> str:
     return statement.format(blob="BYTEA", auto="BIGSERIAL PRIMARY KEY", json="JSON")
+
+
+def _rows_json(rows: list[dict[str, Any]]) -> str:
+    return orjson.dumps(rows).decode()
 
 
 def parse_url(url: str) -> tuple[str, str | None, int]:
@@ -250,28 +257,26 @@ class PostgresStore:
         old = [w for w in ordered if w.expected_version is not None]
         with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
             if new:
-                cur.execute(_INSERT_CASES, (at, *_case_columns(new, with_process=True)))
+                cur.execute(_INSERT_CASES, (at, _rows_json([_case_row(w) for w in new])))
                 if cur.rowcount != len(new):
                     raise ConcurrencyError("a case in this batch already exists")
             if old:
-                cols = _case_columns(old, with_process=False)
-                expected = [w.expected_version for w in old]
-                cur.execute(_UPDATE_CASES, (at, cols[0], expected, *cols[1:]))
+                cur.execute(_UPDATE_CASES, (at, _rows_json([_case_row(w) for w in old])))
                 if cur.rowcount != len(old):
                     raise ConcurrencyError("a case in this batch changed under this writer")
-            events = [e for w in writes for e in w.events]
+            events = [_event_row(e) for w in writes for e in w.events]
             if events:
-                cur.execute(_INSERT_EVENTS, _event_columns(events))
-            tasks = [(w.state, t) for w in ordered for t in w.tasks.values()]
+                cur.execute(_INSERT_EVENTS, (_rows_json(events),))
+            tasks = [_task_json(w.state, t) for w in ordered for t in w.tasks.values()]
             if tasks:
-                cur.execute(_UPSERT_TASKS, _task_columns(tasks))
+                cur.execute(_UPSERT_TASKS, (_rows_json(tasks),))
             cleared = [t for w in ordered for t in w.timers_cleared]
             if cleared:
                 cur.execute("DELETE FROM timers WHERE id = ANY(%s)", (cleared,))
-            timers = [(tid, w.state.case_id, due) for w in ordered for tid, due in
-                      w.timers_set.items()]  # fmt: skip
+            timers = [{"id": tid, "case_id": w.state.case_id, "due": due}
+                      for w in ordered for tid, due in w.timers_set.items()]  # fmt: skip
             if timers:
-                cur.execute(_UPSERT_TIMERS, [list(c) for c in zip(*timers, strict=True)])
+                cur.execute(_UPSERT_TIMERS, (_rows_json(timers),))
         return [1 if w.expected_version is None else w.expected_version + 1 for w in writes]
 
     # -- queries --------------------------------------------------------------------------------
@@ -406,30 +411,24 @@ class PostgresStore:
             ).fetchall()
         return sorted(((r[0], r[1], float(r[2])) for r in rows), key=lambda t: (t[2], t[0]))
 
-    def renew_leases(self, owner: str, until: float) -> int:
-        n = 0
-        with self._conn() as conn:
-            for table in ("tasks", "timers"):
-                cur = conn.execute(
-                    sql.SQL("UPDATE {} SET lease_until = %s WHERE lease_owner = %s").format(
-                        sql.Identifier(table)
-                    ),
-                    (until, owner),
-                )
-                n += cur.rowcount
-        return n
+    def renew_leases(self, owner: str, until: float, ids: Sequence[str]) -> int:
+        return self._lease_update("lease_until = %s", [until], owner, ids)
 
-    def release_leases(self, owner: str) -> int:
+    def release_leases(self, owner: str, ids: Sequence[str] | None = None) -> int:
+        return self._lease_update("lease_owner = NULL, lease_until = NULL", [], owner, ids)
+
+    def _lease_update(
+        self, assign: str, args: list[Any], owner: str, ids: Sequence[str] | None
+    ) -> int:
+        if ids is not None and not ids:
+            return 0
+        where = "lease_owner = %s" + ("" if ids is None else " AND id = ANY(%s)")
+        params = [*args, owner, *([] if ids is None else [list(ids)])]
         n = 0
         with self._conn() as conn:
             for table in ("tasks", "timers"):
-                cur = conn.execute(
-                    sql.SQL(
-                        "UPDATE {} SET lease_owner = NULL, lease_until = NULL "
-                        "WHERE lease_owner = %s"
-                    ).format(sql.Identifier(table)),
-                    (owner,),
-                )
+                query = sql.SQL("UPDATE {} SET " + assign + " WHERE " + where)
+                cur = conn.execute(query.format(sql.Identifier(table)), params)
                 n += cur.rowcount
         return n
 
@@ -508,36 +507,32 @@ def drop_schema(url: str) -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
-def _case_columns(writes: list[CaseWrite], *, with_process: bool) -> list[list[Any]]:
-    ids, process, status, state, started, ended, incident = [], [], [], [], [], [], []
-    for w in writes:
-        s = w.state
-        ids.append(s.case_id)
-        process.append(s.process)
-        status.append(s.status.value)
-        state.append(s.to_json())
-        started.append(s.started_at)
-        ended.append(s.ended_at)
-        incident.append(orjson.dumps(s.incident).decode() if s.incident else None)
-    if with_process:
-        return [ids, process, status, state, started, ended, incident]
-    return [ids, status, state, ended, incident]
+def _case_row(w: CaseWrite) -> dict[str, Any]:
+    s = w.state
+    return {
+        "id": s.case_id,
+        "process": s.process,
+        "expected": w.expected_version,
+        "status": s.status.value,
+        "state": orjson.Fragment(s.to_json()),  # already JSON: embedded as it is
+        "started_at": s.started_at,
+        "ended_at": s.ended_at,
+        "incident": orjson.dumps(s.incident).decode() if s.incident else None,
+    }
 
 
-def _event_columns(events: list[Event]) -> list[list[Any]]:
-    return [list(c) for c in zip(*(
-        (e.id, e.case, e.seq, e.type.value, e.at, e.process, e.step, e.team, e.actor, e.task,
-         orjson.dumps(e.data).decode(), e.causation, e.source)
-        for e in events
-    ), strict=True)]  # fmt: skip
+def _event_row(e: Event) -> dict[str, Any]:
+    return {"id": e.id, "case_id": e.case, "seq": e.seq, "type": e.type.value, "at": e.at,
+            "process": e.process, "step": e.step, "team": e.team, "actor": e.actor,
+            "task": e.task, "data": e.data, "causation": e.causation,
+            "source": e.source}  # fmt: skip
 
 
-def _task_columns(tasks: list[tuple[CaseState, Any]]) -> list[list[Any]]:
-    return [list(c) for c in zip(*(
-        (t.id, s.case_id, s.process, t.step, t.kind.value, t.team, t.role, t.status.value,
-         t.assignee, t.ready_at, t.claimed_at, t.attempt, int(t.hub))
-        for s, t in tasks
-    ), strict=True)]  # fmt: skip
+def _task_json(s: CaseState, t: Any) -> dict[str, Any]:
+    return {"id": t.id, "case_id": s.case_id, "process": s.process, "step": t.step,
+            "kind": t.kind.value, "team": t.team, "role": t.role, "status": t.status.value,
+            "assignee": t.assignee, "ready_at": t.ready_at, "claimed_at": t.claimed_at,
+            "attempt": t.attempt, "hub": int(t.hub)}  # fmt: skip
 
 
 def _task_row(r: Any) -> TaskRow:

@@ -360,27 +360,31 @@ class SqliteStore:
                 raise
         return [(r[0], r[1], float(r[2])) for r in rows]
 
-    def renew_leases(self, owner: str, until: float) -> int:
-        with self._lock:
-            n = 0
-            for table in ("tasks", "timers"):
-                cur = self._db.execute(
-                    f"UPDATE {table} SET lease_until = ? WHERE lease_owner = ?", (until, owner)
-                )
-                n += cur.rowcount
-            return n
+    def renew_leases(self, owner: str, until: float, ids: Sequence[str]) -> int:
+        return self._lease_update("lease_until = ?", [until], owner, ids)
 
-    def release_leases(self, owner: str) -> int:
+    def release_leases(self, owner: str, ids: Sequence[str] | None = None) -> int:
+        return self._lease_update("lease_owner = NULL, lease_until = NULL", [], owner, ids)
+
+    def _lease_update(
+        self, assign: str, args: list[Any], owner: str, ids: Sequence[str] | None
+    ) -> int:
+        if ids is not None and not ids:
+            return 0
+        chunks = [None] if ids is None else [ids[i : i + 500] for i in range(0, len(ids), 500)]
+        n = 0
         with self._lock:
-            n = 0
             for table in ("tasks", "timers"):
-                cur = self._db.execute(
-                    f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL "
-                    "WHERE lease_owner = ?",
-                    (owner,),
-                )
-                n += cur.rowcount
-            return n
+                for chunk in chunks:
+                    where = "lease_owner = ?"
+                    if chunk is not None:
+                        where += f" AND id IN ({','.join('?' * len(chunk))})"
+                    cur = self._db.execute(
+                        f"UPDATE {table} SET {assign} WHERE {where}",
+                        [*args, owner, *(chunk or ())],
+                    )
+                    n += cur.rowcount
+        return n
 
     def member_loads(self, members: Sequence[str]) -> dict[str, int]:
         if not members:

@@ -1,0 +1,157 @@
+"""One suite, every bus: what team nodes and the board rely on, checked on each backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from accord.buses.base import Bus, Message, matches, subject_for
+from accord.buses.memory import MemoryBus
+
+BACKENDS = ["memory", "nats"]
+
+
+@pytest.fixture(params=BACKENDS)
+def bus(request: pytest.FixtureRequest) -> Iterator[Bus]:
+    if request.param == "memory":
+        b: Bus = MemoryBus()
+    else:
+        url = request.getfixturevalue("nats_url")
+        from accord.buses.nats import NatsBus
+
+        b = NatsBus(url)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def process() -> str:
+    """A fresh process id per test, so streams and consumers never collide."""
+    return f"contract-{uuid.uuid4().hex[:8]}"
+
+
+def _wait(cond: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def _cleanup(bus: Bus, process: str) -> None:
+    delete = getattr(bus, "delete_stream", None)
+    if delete is not None:
+        delete(process)
+
+
+def test_subject_matching() -> None:
+    assert matches("accord.p.>", "accord.p.to.sales.handoff")
+    assert matches("accord.p.to.sales.>", "accord.p.to.sales.handoff")
+    assert not matches("accord.p.to.sales.>", "accord.p.to.it.handoff")
+    assert matches("accord.*.log.x", "accord.p.log.x")
+    assert not matches("accord.p.>", "accord.p")
+    assert subject_for("p@2", "handoff", "sales") == "accord.p.to.sales.handoff"
+    assert subject_for("p", "task.ready") == "accord.p.log.task.ready"
+
+
+def test_publish_reaches_every_matching_subscriber_in_order(bus: Bus, process: str) -> None:
+    got: dict[str, list[str]] = {"all": [], "sales": []}
+    lock = threading.Lock()
+
+    def hear(key: str) -> Callable[[Message], None]:
+        def handler(m: Message) -> None:
+            with lock:
+                got[key].append(m.id)
+
+        return handler
+
+    bus.subscribe(f"accord.{process}.>", "observer", hear("all"))
+    bus.subscribe(f"accord.{process}.to.sales.>", "sales", hear("sales"))
+    ids = [f"e{i}" for i in range(20)]
+    bus.publish_many(
+        [(subject_for(process, "handoff", "sales" if i % 2 else "it"), b"x", e)
+         for i, e in enumerate(ids)]
+    )  # fmt: skip
+    assert _wait(lambda: len(got["all"]) == 20 and len(got["sales"]) == 10)
+    assert got["all"] == ids
+    assert got["sales"] == ids[1::2]
+    _cleanup(bus, process)
+
+
+def test_a_failing_handler_gets_the_message_again(bus: Bus, process: str) -> None:
+    if isinstance(bus, MemoryBus):
+        pytest.skip("the in-process bus has no redelivery: its handlers run in the publisher")
+    seen: list[str] = []
+
+    def flaky(m: Message) -> None:
+        seen.append(m.id)
+        if len(seen) == 1:
+            raise RuntimeError("first delivery fails")
+
+    bus.subscribe(f"accord.{process}.>", "flaky", flaky)
+    bus.publish(subject_for(process, "handoff", "it"), b"x", "only")
+    assert _wait(lambda: len(seen) >= 2, 15)
+    assert set(seen) == {"only"}
+    _cleanup(bus, process)
+
+
+def test_a_durable_consumer_resumes_where_it_stopped(process: str, nats_url: str) -> None:
+    from accord.buses.nats import NatsBus
+
+    first = NatsBus(nats_url)
+    got: list[str] = []
+    first.subscribe(f"accord.{process}.>", "resumer", lambda m: got.append(m.id))
+    first.publish_many([(subject_for(process, "x"), b"x", f"a{i}") for i in range(5)])
+    assert _wait(lambda: len(got) == 5)
+    first.close()
+    publisher = NatsBus(nats_url)
+    publisher.publish_many([(subject_for(process, "x"), b"x", f"b{i}") for i in range(5)])
+    second = NatsBus(nats_url)
+    later: list[str] = []
+    second.subscribe(f"accord.{process}.>", "resumer", lambda m: later.append(m.id))
+    assert _wait(lambda: len(later) == 5)
+    time.sleep(0.3)
+    assert later == [f"b{i}" for i in range(5)]  # nothing acknowledged is delivered again
+    second.close()
+    publisher.delete_stream(process)
+    publisher.close()
+
+
+def test_a_republished_id_is_dropped_by_the_broker(process: str, nats_url: str) -> None:
+    from accord.buses.nats import NatsBus
+
+    bus = NatsBus(nats_url)
+    got: list[str] = []
+    bus.subscribe(f"accord.{process}.>", "dedupe", lambda m: got.append(m.id))
+    bus.publish(subject_for(process, "x"), b"x", "same")
+    bus.publish(subject_for(process, "x"), b"x", "same")  # a relay retry after a crash
+    bus.publish(subject_for(process, "x"), b"x", "other")
+    assert _wait(lambda: len(got) == 2)
+    time.sleep(0.3)
+    assert got == ["same", "other"]
+    bus.delete_stream(process)
+    bus.close()
+
+
+def test_an_unreachable_broker_is_a_clear_error_after_retries() -> None:
+    from accord.buses.nats import NatsBus, NatsUnavailable
+
+    start = time.monotonic()
+    with pytest.raises(NatsUnavailable, match="cannot reach NATS"):
+        NatsBus("nats://127.0.0.1:1", connect_attempts=2)
+    assert time.monotonic() - start < 30
+
+
+def test_open_bus_chooses_by_url() -> None:
+    from accord.buses import BusError, open_bus
+
+    b = open_bus("memory://")
+    assert isinstance(b, MemoryBus)
+    b.close()
+    with pytest.raises(BusError, match="unknown bus URL"):
+        open_bus("kafka://x")
