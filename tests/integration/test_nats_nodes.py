@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import pytest
 from accord.buses.nats import NatsBus
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "client-onboarding.yaml"
+SOURCE = ROOT / "examples" / "client-onboarding.yaml"
 TEAMS = ["sales", "compliance", "it", "account-management"]
 ACCORD = [sys.executable, "-m", "accord.cli"]
 SPEED = "300000"  # a 30-minute task takes 6 ms
@@ -29,16 +30,31 @@ SPEED = "300000"  # a 30-minute task takes 6 ms
 pytestmark = pytest.mark.slow
 
 
-def _clean(nats_url: str) -> None:
+def _private_copy(tmp: Path) -> Path:
+    """The onboarding example under a process id of its own: its own JetStream stream, so
+    runs on the same broker (a developer's and a colleague's) never see each other."""
+    pid = f"onboarding-{uuid.uuid4().hex[:8]}"
+    text = SOURCE.read_text(encoding="utf-8").replace(
+        "process: client-onboarding", f"process: {pid}", 1
+    )
+    (tmp / "onboarding_handlers.py").write_text(
+        (SOURCE.parent / "onboarding_handlers.py").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    path = tmp / "onboarding.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _clean(nats_url: str, example: Path) -> None:
     bus = NatsBus(nats_url)
-    bus.delete_stream("client-onboarding")
+    bus.delete_stream(example.read_text().split("process: ", 1)[1].split()[0])
     bus.close()
 
 
-def _node(team: str, tmp: Path, nats_url: str) -> subprocess.Popen[bytes]:
+def _node(team: str, tmp: Path, nats_url: str, example: Path) -> subprocess.Popen[bytes]:
     log = open(tmp / f"{team}.log", "ab")  # noqa: SIM115 - closed when the process is reaped
     proc = subprocess.Popen(
-        [*ACCORD, "node", "--team", team, "--process", str(EXAMPLE), "--bus", nats_url,
+        [*ACCORD, "node", "--team", team, "--process", str(example), "--bus", nats_url,
          "--store", str(tmp / f"{team}.db"), "--members", "--speed", SPEED, "--seed", "5"],
         stdout=log, stderr=log, cwd=ROOT,
     )  # fmt: skip
@@ -46,17 +62,17 @@ def _node(team: str, tmp: Path, nats_url: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def _board(tmp: Path, nats_url: str, until: int) -> subprocess.Popen[bytes]:
+def _board(tmp: Path, nats_url: str, until: int, example: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [*ACCORD, "board", "--process", str(EXAMPLE), "--bus", nats_url, "--out",
+        [*ACCORD, "board", "--process", str(example), "--bus", nats_url, "--out",
          str(tmp / "board.json"), "--every", "0.5", "--until", str(until)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
     )  # fmt: skip
 
 
-def _request(nats_url: str, cases: int) -> None:
+def _request(nats_url: str, cases: int, example: Path) -> None:
     subprocess.run(
-        [*ACCORD, "request", str(EXAMPLE), "--bus", nats_url, "--cases", str(cases)],
+        [*ACCORD, "request", str(example), "--bus", nats_url, "--cases", str(cases)],
         cwd=ROOT, check=True, capture_output=True, timeout=60,
     )  # fmt: skip
 
@@ -134,16 +150,17 @@ def _check_logs(tmp: Path, cases: int) -> None:
 
 
 def test_four_team_nodes_and_a_board_complete_200_cases(tmp_path: Path, nats_url: str) -> None:
-    _clean(nats_url)
-    procs = [_node(t, tmp_path, nats_url) for t in TEAMS]
-    board = _board(tmp_path, nats_url, 200)
+    example = _private_copy(tmp_path)
+    procs = [_node(t, tmp_path, nats_url, example) for t in TEAMS]
+    board = _board(tmp_path, nats_url, 200, example)
     try:
-        _request(nats_url, 200)
+        _request(nats_url, 200, example)
         done = _wait_completed(tmp_path, 200, 120)
         assert done == 200, [p.poll() for p in procs]
         board.wait(30)
     finally:
         _stop([*procs, board])
+    _clean(nats_url, example)
     for p in procs:
         assert p.returncode == 0, (tmp_path / "sales.log").read_text()[-2000:]
     _check_logs(tmp_path, 200)
@@ -152,11 +169,11 @@ def test_four_team_nodes_and_a_board_complete_200_cases(tmp_path: Path, nats_url
 def test_a_team_node_killed_mid_run_loses_and_doubles_nothing(
     tmp_path: Path, nats_url: str
 ) -> None:
-    _clean(nats_url)
-    procs = {t: _node(t, tmp_path, nats_url) for t in TEAMS}
-    board = _board(tmp_path, nats_url, 200)
+    example = _private_copy(tmp_path)
+    procs = {t: _node(t, tmp_path, nats_url, example) for t in TEAMS}
+    board = _board(tmp_path, nats_url, 200, example)
     try:
-        _request(nats_url, 200)
+        _request(nats_url, 200, example)
         assert _wait_completed(tmp_path, 20, 90) >= 20
         victim = procs["compliance"]
         os.kill(victim.pid, signal.SIGKILL)
@@ -164,9 +181,10 @@ def test_a_team_node_killed_mid_run_loses_and_doubles_nothing(
         at_kill = sum(1 for c in _view(tmp_path) if c["status"] == "completed")
         assert at_kill < 200, "the kill must land in the middle of the run"
         time.sleep(1.0)  # work piles up for compliance while it is down
-        procs["compliance"] = _node("compliance", tmp_path, nats_url)
+        procs["compliance"] = _node("compliance", tmp_path, nats_url, example)
         assert _wait_completed(tmp_path, 200, 150) == 200
         board.wait(30)
     finally:
         _stop([*procs.values(), board])
+    _clean(nats_url, example)
     _check_logs(tmp_path, 200)

@@ -448,11 +448,18 @@ class Engine:
         *,
         case_id: str | None = None,
         actor: str | None = None,
+        decisions: dict[str, list[str]] | None = None,
     ) -> str:
         """Start a case of ``process`` (id or id@version); return its id."""
         d = self.definition(process)
         cid = case_id or f"{d.id}-{uuid.uuid4().hex[:12]}"
-        action = StartCase(at=self.clock.now(), actor=actor, case_id=cid, data=dict(data or {}))
+        action = StartCase(
+            at=self.clock.now(),
+            actor=actor,
+            case_id=cid,
+            data=dict(data or {}),
+            decisions=dict(decisions or {}),
+        )
 
         def work(batch: _Batch) -> str:
             if self._state(batch, cid)[0] is not None:
@@ -806,7 +813,13 @@ class Engine:
                 self._apply(
                     batch,
                     r.case_id,
-                    CompleteTask(at=now, actor="worker", task_id=r.job.task_id, data=r.data or {}),
+                    CompleteTask(
+                        at=now,
+                        actor="worker",
+                        task_id=r.job.task_id,
+                        data=r.data or {},
+                        decisions=dict(r.decisions),
+                    ),
                 )
                 return
             except ContractViolation as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from accord.handlers import Handler, HandlerContext, HandlerError, HandlerRegistry
@@ -29,6 +29,8 @@ class HandlerResult:
     data: dict[str, Any] | None = None
     error: str | None = None
     retryable: bool = True
+    # explicit branch choices to apply with the completion (a simulation's scenario draws)
+    decisions: dict[str, list[str]] = field(default_factory=dict)
     # The handler failed because the engine's own store did (say, while the database
     # restarted), not because of the work: the task is not failed, its job is run again later.
     transient: bool = False

@@ -97,13 +97,20 @@ class TeamNode:
             durable = f"node-{self.d.id}-{self.team}-{i}"
             bus.subscribe(subject, durable, self.on_message, self.on_messages)
 
-    def start_case(self, case_id: str, data: dict[str, Any] | None = None) -> str:
+    def start_case(
+        self,
+        case_id: str,
+        data: dict[str, Any] | None = None,
+        decisions: dict[str, list[str]] | None = None,
+    ) -> str:
         """Start a case: only the initiating team does (case start is an event, no hub)."""
         if not self.is_initiator:
             raise CaseError(
                 f"team {self.team!r} does not start cases; {self.projection.initiator!r} does"
             )
-        cid = self.engine.start_case(self.d.id, data, case_id=case_id, actor=f"node:{self.team}")
+        cid = self.engine.start_case(
+            self.d.id, data, case_id=case_id, actor=f"node:{self.team}", decisions=decisions
+        )
         self.relay()
         return cid
 

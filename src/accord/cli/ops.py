@@ -49,7 +49,7 @@ def _engine(
     return Engine(store, defs, handlers=registry, shared=True, lease_s=lease, retries=retries)
 
 
-def _serve(replica: Any, health_port: int | None) -> None:
+def _serve(replica: Any, health_port: int | None, health_host: str) -> None:
     """Run a replica in the foreground until SIGTERM or SIGINT, then shut it down cleanly."""
     from accord.central.health import serve_health
 
@@ -63,7 +63,7 @@ def _serve(replica: Any, health_port: int | None) -> None:
     signal.signal(signal.SIGINT, on_signal)
     # `kill -USR1 PID` prints every thread's stack: how to see what a stuck replica is doing
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    server = serve_health(replica, health_port) if health_port is not None else None
+    server = serve_health(replica, health_port, health_host) if health_port is not None else None
     if server is not None:
         host, port = str(server.server_address[0]), int(server.server_address[1])
         err.print(f"health: http://{host}:{port}/health")
@@ -129,6 +129,7 @@ def engine(  # noqa: PLR0917 - typer maps each parameter to an option
     health_port: Annotated[
         int | None, typer.Option(help="Serve GET /health and /replicas on this port.")
     ] = None,
+    health_host: Annotated[str, typer.Option(help="Address to serve health on.")] = "127.0.0.1",
     health: Annotated[
         bool, typer.Option("--health", help="Check the replicas of --db and exit (0: healthy).")
     ] = False,
@@ -148,7 +149,8 @@ def engine(  # noqa: PLR0917 - typer maps each parameter to an option
     _logging(log_level)
     config = ReplicaConfig(role="engine", jobs=jobs, batch=batch, handler_timeout=handler_timeout)
     _check_lease(lease, handler_timeout)
-    _serve(Replica(_engine(db, process or [], path or [], lease), config), health_port)
+    engine_ = _engine(db, process or [], path or [], lease)
+    _serve(Replica(engine_, config), health_port, health_host)
 
 
 @app.command()
@@ -163,6 +165,7 @@ def worker(  # noqa: PLR0917 - typer maps each parameter to an option
     health_port: Annotated[
         int | None, typer.Option(help="Serve GET /health and /replicas on this port.")
     ] = None,
+    health_host: Annotated[str, typer.Option(help="Address to serve health on.")] = "127.0.0.1",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run automated steps' handlers of some teams, as a separate process.
@@ -181,7 +184,8 @@ def worker(  # noqa: PLR0917 - typer maps each parameter to an option
         handler_timeout=handler_timeout,
     )
     _check_lease(lease, handler_timeout)
-    _serve(Replica(_engine(db, process or [], path or [], lease), config), health_port)
+    engine_ = _engine(db, process or [], path or [], lease)
+    _serve(Replica(engine_, config), health_port, health_host)
 
 
 def _check_lease(lease: float, handler_timeout: float) -> None:
@@ -199,6 +203,7 @@ def start(
 ) -> None:
     """Deploy a definition to the shared store and start cases of it (replicas take them on)."""
     from accord.errors import ConflictError
+    from accord.model import load
 
     try:
         initial = orjson.loads(data)
@@ -208,9 +213,9 @@ def start(
         fail("--data must be a JSON object", 2)
     if count < 1:
         fail("--count must be at least 1", 2)
+    d = load(file)
     eng = _engine(db, [file], [], 30.0)
     try:
-        d = next(iter(eng._defs.values()))
         started = 0
         for i in range(count):
             cid = f"{prefix}-{i + 1:06d}" if prefix else None

@@ -25,6 +25,7 @@ class StartCase(Action):
 
     case_id: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    decisions: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -286,6 +286,10 @@ class _Step:
     def start(self) -> Transition:
         a = self.a
         assert isinstance(a, StartCase)
+        unknown = [n for n in a.decisions if n not in self.d.steps]
+        if unknown:
+            raise NotFound(f"decisions name no step of {self.d.key}: {', '.join(unknown)}")
+        self.decisions = dict(a.decisions)
         self.emit(EventType.CASE_STARTED, data={"data": dict(a.data)})
         start = self.d.steps[self.d.start]
         if start.kind is StepKind.START:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,7 +123,9 @@ def parse(source: str) -> Expression:
     if len(text) > 2000:
         raise ExpressionError("expression longer than 2000 characters", source=text)
     try:
-        tree = ast.parse(text, mode="eval").body
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. SyntaxWarning for "1a": we report our own
+            tree = ast.parse(text, mode="eval").body
     except (RecursionError, MemoryError):
         raise ExpressionError("expression nested too deeply", source=text) from None
     except SyntaxError as exc:

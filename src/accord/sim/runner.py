@@ -27,7 +27,7 @@ from accord.model.types import Member, ProcessDefinition, StepKind, Team
 from accord.sim.calendar import add_working, next_open
 from accord.sim.hub import HubDesk
 from accord.sim.negotiation import Negotiators
-from accord.sim.people import finish
+from accord.sim.people import decisions, finish
 from accord.sim.scenario import Scenario
 from accord.sim.worlds import CentralWorld, World
 
@@ -189,6 +189,12 @@ class Simulation:
                 self.at(self.clock.now(), "member", member)
             elif t is not EventType.TASK_CLAIMED and e.team and e.task:
                 self._pool(e.team, e.task)
+        if t is EventType.TASK_READY and e.task and e.data.get("kind") == "message":
+            # the world outside sends what the step waits for, after the step's scenario time
+            step = self.d.steps.get(e.step or "")
+            if step is not None and step.message:
+                delay = self.sc.step(step.id).duration.sample(self.rng("message", e.task))
+                self.at(self.clock.now() + delay, "message", (e.task, e.case, step.message))
         elif t is EventType.TASK_READY and e.task and e.team:
             kind = e.data.get("kind")
             step = self.d.steps.get(e.step or "")
@@ -243,6 +249,10 @@ class Simulation:
         if task_id not in self.queue[member]:
             self.queue[member].append(task_id)
         self.at(self.clock.now(), "member", member)
+
+    def _message(self, task_id: str, case_id: str, name: str) -> None:
+        engine = self.engine_of(task_id)
+        self._call(lambda: engine.send_message(case_id, name, {}, actor="sim"))
 
     def _begin(self, member: str, task_id: str) -> None:
         self._call(lambda: self.engine_of(task_id).start(task_id, member))
@@ -318,6 +328,10 @@ class Simulation:
         failed = self.rng("fail", job.task_id, job.attempt).random() < spec.fail_rate
         if result.error is None and failed:
             result = HandlerResult(job, case_id, error="simulated handler failure")
+        elif result.error is None:
+            # scenario branch draws apply after automated steps too
+            chosen = decisions(self.d, self.sc, self.rng("auto-branch", job.task_id, job.attempt))
+            result = replace(result, decisions=chosen)
         self._call(lambda: engine.apply_results([result]))
 
     def _call(self, fn: Callable[[], None]) -> bool:
@@ -372,7 +386,7 @@ class Simulation:
                 i = payload
                 cid = f"{self.prefix}-{i + 1:06d}"
                 with contextlib.suppress(AccordError):  # already started before a restart
-                    self.world.start(cid)
+                    self.world.start(cid, decisions(self.d, self.sc, self.rng("start", cid)))
                 if i + 1 < self.cases:
                     self.at(max(arrivals[i + 1], t), "arrival", i + 1)
             elif kind == "member":
@@ -393,6 +407,8 @@ class Simulation:
                     engine.fire_due_timers()
             elif kind == "deliver":
                 payload()
+            elif kind == "message":
+                self._message(*payload)
             elif kind == "negotiate":
                 self.negotiators.act(*payload)
             elif kind == "hub":

@@ -305,6 +305,10 @@ def _build(d: ProcessDefinition, raw: Any, file: str) -> Scenario:
             bad(str(gid), f"no step {gid!r}{suggest(gid, d.steps)}", raw.get("branches"), gid)
             continue
         targets = {f.target for f in d.outgoing.get(str(gid), ())}
+        if d.steps[str(gid)].kind is StepKind.PARALLEL:
+            bad(str(gid), "a parallel gateway takes every flow: it has no branches to draw",
+                raw.get("branches"), gid)  # fmt: skip
+            continue
         if not isinstance(body, Mapping) or not body:
             bad(str(gid), "branches map target steps to probabilities", raw.get("branches"), gid)
             continue

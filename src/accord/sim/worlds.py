@@ -40,7 +40,7 @@ class World(ABC):
         """The engine that wrote an event."""
 
     @abstractmethod
-    def start(self, case_id: str) -> None:
+    def start(self, case_id: str, decisions: dict[str, list[str]] | None = None) -> None:
         """Start a case (at the hub, or at the initiating team's node)."""
 
     def attach(self, sim: Simulation) -> None:  # noqa: B027 - optional hook
@@ -66,9 +66,9 @@ class CentralWorld(World):
         """The hub."""
         return self.main
 
-    def start(self, case_id: str) -> None:
+    def start(self, case_id: str, decisions: dict[str, list[str]] | None = None) -> None:
         """Start the case at the hub."""
-        self.main.start_case(self.process, {}, case_id=case_id, actor="sim")
+        self.main.start_case(self.process, {}, case_id=case_id, actor="sim", decisions=decisions)
 
 
 class ChoreoWorld(World):
@@ -97,9 +97,9 @@ class ChoreoWorld(World):
         """The node that wrote it."""
         return self.engine_for_team(sender_of(e))
 
-    def start(self, case_id: str) -> None:
+    def start(self, case_id: str, decisions: dict[str, list[str]] | None = None) -> None:
         """The initiating team starts the case; everyone else hears of it on the bus."""
-        self.initiator.start_case(case_id, {})
+        self.initiator.start_case(case_id, {}, decisions=decisions)
 
     def attach(self, sim: Simulation) -> None:
         """Deliveries happen `latency_s` after publication, on the simulation's clock."""
