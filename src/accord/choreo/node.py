@@ -79,8 +79,8 @@ class TeamNode:
         self.rejected = 0
         self.handled = 0
         self._relay_lock = threading.Lock()
-        # publish right after acting on a message (in-process buses); a live node's own loop
-        # relays instead, so the consuming thread never waits for the broker's acks
+        # publish right after each commit (in-process buses); a live node's own loop relays
+        # instead, so the consuming thread never waits for the broker's acks
         self.eager_relay = True
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -93,9 +93,14 @@ class TeamNode:
     def attach(self, bus: Bus) -> None:
         """Subscribe to what is addressed to this team (durably) and publish from now on."""
         self.bus = bus
+        self.engine.listeners.append(self._after_commit)
         for i, subject in enumerate(inbox_subjects(self.d.id, self.team)):
             durable = f"node-{self.d.id}-{self.team}-{i}"
             bus.subscribe(subject, durable, self.on_message, self.on_messages)
+
+    def _after_commit(self, _events: list[Event]) -> None:
+        if self.eager_relay:
+            self.relay()
 
     def start_case(
         self,
@@ -125,9 +130,7 @@ class TeamNode:
                 "%s: malformed message %s on %s skipped: %s", self.team, msg.id, msg.subject, exc
             )
             return
-        self.handle(event)
-        if self.eager_relay:
-            self.relay()
+        self.handle(event)  # whatever it committed is relayed by _after_commit
 
     def on_messages(self, msgs: list[Message]) -> list[bool]:
         """A delivered batch: every action it causes commits in one transaction (the inbox ids
@@ -157,8 +160,6 @@ class TeamNode:
                              type(action).__name__, case, result)  # fmt: skip
                 else:
                     self.handled += 1
-        if self.eager_relay:
-            self.relay()
         return [True] * len(msgs)
 
     def handle(self, e: Event) -> bool:
@@ -281,29 +282,20 @@ class TeamNode:
         t = e.type
         actor = f"node:{self.team}"
         issue = str(data["issue"])
+        role = None
         if t is EventType.ISSUE_RAISED or (
             t is EventType.ISSUE_COUNTERED and data.get("by") == "raiser"
         ):
+            role = "respond"  # this team is at fault: it answers
+        elif t is EventType.ISSUE_ESCALATED:
+            role = "rule"  # this team has the owner: it decides
+        if role is not None:
             return NoteIssue(
                 at=now,
                 actor=actor,
                 case_id=e.case,
                 issue=issue,
-                role="respond",
-                raised_by=str(data.get("from_team") or sender_of(e) or ""),
-                step=str(e.step or ""),
-                at_fault=str(data.get("at_fault") or ""),
-                proposal=str(data.get("proposal") or "rework"),
-                round=int(data.get("round") or 1),
-                msg_id=e.id,
-            )
-        if t is EventType.ISSUE_ESCALATED:
-            return NoteIssue(
-                at=now,
-                actor=actor,
-                case_id=e.case,
-                issue=issue,
-                role="rule",
+                role=role,
                 raised_by=str(data.get("from_team") or sender_of(e) or ""),
                 step=str(e.step or ""),
                 at_fault=str(data.get("at_fault") or ""),

@@ -7,7 +7,6 @@ the world which engine holds a team's tasks and how to start a case.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -107,8 +106,7 @@ class ChoreoWorld(World):
             schedule=lambda fn: sim.at(sim.clock.now() + self.latency_s, "deliver", fn)
         )
         for node in self.nodes.values():
-            node.attach(self.bus)
-            node.engine.listeners.append(_relay_after_commit(node))
+            node.attach(self.bus)  # it relays after each commit
 
         def board(msg: Message) -> None:
             # a passive observer, like the status board: how stale is its view when it learns?
@@ -123,10 +121,3 @@ class ChoreoWorld(World):
     def board_lag(self) -> float:
         """Mean delay between an event being committed and the board hearing of it."""
         return self._lag_total / self._lag_n if self._lag_n else 0.0
-
-
-def _relay_after_commit(node: TeamNode) -> Callable[[list[Event]], None]:
-    def relay(_events: list[Event]) -> None:
-        node.relay()
-
-    return relay
