@@ -154,7 +154,8 @@ def run(  # noqa: PLR0917 - typer maps each parameter to an option
     ] = "central",
     seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same numbers.")] = 0,
     db: Annotated[
-        str | None, typer.Option(help="SQLite file to keep the run in (resumes if it exists).")
+        str | None,
+        typer.Option(help="SQLite file or store URL to keep the run in (resumes if it exists)."),
     ] = None,
     scenario: Annotated[
         Path | None, typer.Option(help="Scenario file (default: the process file's own).")
