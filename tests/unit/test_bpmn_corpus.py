@@ -74,11 +74,12 @@ def test_bpmn_check_covers_every_file_without_crashing(report: Any) -> None:
         "spiffworkflow/camunda_token_trial_nested_parallel.bpmn",
     ):
         assert statuses[ran] == RAN, (ran, statuses[ran])
-    assert statuses["spiffworkflow/collaboration.bpmn"] == IMPORTED  # waits for a message
+    # its message arrives from the scenario's outside world, so it runs to the end too
+    assert statuses["spiffworkflow/collaboration.bpmn"] == RAN
     for refused in ("miwg-reference/A.3.0.bpmn", "camunda-platform/invoice/invoice.v2.bpmn"):
         assert statuses[refused] == REFUSED_FILE
     counts = report.counts()
-    assert counts[RAN] >= 11 and counts[RAN] + counts[IMPORTED] >= 19
+    assert counts[RAN] >= 19 and counts[RAN] + counts[IMPORTED] >= 19
 
 
 def test_the_coverage_table_says_what_the_kernel_lacks(report: Any) -> None:

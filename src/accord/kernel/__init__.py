@@ -28,10 +28,11 @@ from accord.kernel.actions import (
     StartCase,
     StartTask,
 )
-from accord.kernel.advance import Transition, advance, digest, replay
+from accord.kernel.advance import advance, replay
 from accord.kernel.commands import CancelTimer, Command, OfferTask, RunHandler, ScheduleTimer
 from accord.kernel.scope import Scope
 from accord.kernel.state import CaseState, CaseStatus, Task, TaskStatus, Timer, TimerKind, Token
+from accord.kernel.stepbase import Transition, digest
 
 __all__ = [
     "Announce",
