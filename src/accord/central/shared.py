@@ -28,13 +28,15 @@ from accord.kernel import CaseStatus, RunHandler, TaskStatus
 from accord.model.types import ProcessDefinition, StepKind
 
 if TYPE_CHECKING:
-    from accord.central.engine import Engine, _Batch
+    from accord.central.unit import UnitOfWork, _Batch
 
 # How many ready tasks one refill looks at: enough to fill the slots one completion frees.
 REFILL_WINDOW = 32
 
 
-def refresh_loads(engine: Engine, batch: _Batch, d: ProcessDefinition, team: str | None) -> None:
+def refresh_loads(
+    engine: UnitOfWork, batch: _Batch, d: ProcessDefinition, team: str | None
+) -> None:
     """Load the team's members' current loads from the store (once per unit), adjusted by
     what this unit has already claimed or freed."""
     t = d.teams.get(team or "")
@@ -49,7 +51,7 @@ def refresh_loads(engine: Engine, batch: _Batch, d: ProcessDefinition, team: str
     batch.refreshed.update(fresh)
 
 
-def refill(engine: Engine, batch: _Batch, team: str) -> None:
+def refill(engine: UnitOfWork, batch: _Batch, team: str) -> None:
     """A member of ``team`` was freed: offer them the team's oldest ready hub tasks."""
     rows = engine.store.tasks(team=team, status=TaskStatus.READY.value, limit=REFILL_WINDOW)
     rows = [
@@ -73,7 +75,7 @@ def refill(engine: Engine, batch: _Batch, team: str) -> None:
 
 
 def lease_jobs(
-    engine: Engine, limit: int, teams: Sequence[str] | None
+    engine: UnitOfWork, limit: int, teams: Sequence[str] | None
 ) -> list[tuple[str, RunHandler]]:
     """Lease ready automated tasks from the store and turn them into handler jobs."""
     now = engine.clock.now()

@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from accord.central.engine import Engine, HandlerResult
+from accord.central.engine import Engine
+from accord.central.jobs import HandlerResult
 from accord.clock import VirtualClock
 from accord.errors import AccordError, CaseError
 from accord.events import Event, EventType
