@@ -316,7 +316,8 @@ def demo(
     out.print(
         "Sales captures a request, compliance reviews it (and sends some back for rework),\n"
         "IT provisions accounts automatically while account management assigns a manager,\n"
-        "then a kickoff call. The hub assigns every task; synthetic people work office hours.\n"
+        "then a kickoff call. The hub assigns every task (two coordinators decide each one);\n"
+        "synthetic people work office hours.\n"
     )
     summary = simulate(file, cases, seed=seed, db=db)
     _print_summary(summary, f"{cases} cases, seed {seed}")
@@ -340,6 +341,8 @@ def demo(
         f"\nThe run is kept in [bold]{db}[/bold]. Look closer with:\n"
         f"  accord status --db {db}\n"
         f"  accord events --db {db} --case {first[0].id if first else 'ID'}\n"
-        f"  accord events --db {db} --xes onboarding.xes   # for pm4py, ProM, Disco\n",
+        f"  accord events --db {db} --xes onboarding.xes   # for pm4py, ProM, Disco\n"
+        "And the same process run three ways, side by side:\n"
+        "  accord compare examples/client-onboarding.yaml --modes central,choreo,hybrid\n",
         highlight=False,
     )
