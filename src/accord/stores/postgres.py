@@ -34,7 +34,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from accord.errors import StoreError
-from accord.events import Event, EventType
+from accord.events import Event
 from accord.kernel.state import CaseState, state_from_json
 from accord.stores.base import (
     CaseRow,
@@ -45,14 +45,11 @@ from accord.stores.base import (
     TaskRow,
 )
 from accord.stores.migrations import MIGRATIONS
+from accord.stores.rows import TASK_COLS, event_row, task_filter, task_row
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _DEFAULT_POOL = 8
 _OPEN_TIMEOUT = 10.0
-_TASK_COLS = (
-    "id, case_id, process, step, kind, team, role, status, assignee, ready_at, claimed_at,"
-    " attempt, hub"
-)
 _EVENT_COLS = (
     "pos, id, case_id, seq, type, at, process, step, team, actor, task, data::text, causation,"
     " source"
@@ -87,7 +84,7 @@ FROM json_array_elements(%s::json) WITH ORDINALITY AS j(doc, n),
 ORDER BY j.n"""
 # A commit that writes a task ends any lease on it: the holder's work is done or moot.
 _UPSERT_TASKS = f"""
-INSERT INTO tasks ({_TASK_COLS})
+INSERT INTO tasks ({TASK_COLS})
 SELECT * FROM json_to_recordset(%s::json) AS v(id text, case_id text, process text, step text,
     kind text, team text, role text, status text, assignee text, ready_at float8,
     claimed_at float8, attempt int, hub int)
@@ -298,7 +295,7 @@ class PostgresStore:
             args.append(n)
             rows = self._rows(query, args)
             for r in rows:
-                yield int(r[0]), _event(r)
+                yield int(r[0]), event_row(r)
             if len(rows) < n:
                 return
             after = int(rows[-1][0])
@@ -315,24 +312,14 @@ class PostgresStore:
         case_id: str | None = None,
         limit: int | None = None,
     ) -> list[TaskRow]:
-        where, args = [], []
-        for col, val in (
-            ("team", team),
-            ("assignee", assignee),
-            ("status", status),
-            ("kind", kind),
-            ("case_id", case_id),
-        ):
-            if val is not None:
-                where.append(f"{col} = %s")
-                args.append(val)
-        query = f"SELECT {_TASK_COLS} FROM tasks"
-        if where:
-            query += " WHERE " + " AND ".join(where)
+        where, args = task_filter(
+            "%s", team=team, assignee=assignee, status=status, kind=kind, case_id=case_id
+        )
+        query = f"SELECT {TASK_COLS} FROM tasks{where}"
         query += ' ORDER BY ready_at, id COLLATE "C"'
         if limit is not None:
             query += f" LIMIT {int(limit)}"
-        return [_task_row(r) for r in self._rows(query, args)]
+        return [task_row(r) for r in self._rows(query, args)]
 
     def cases(self, status: str | None = None, limit: int | None = None) -> list[CaseRow]:
         query = "SELECT id, process, status, started_at, ended_at, updated_at, incident FROM cases"
@@ -389,12 +376,12 @@ class PostgresStore:
                   AND (t.lease_until IS NULL OR t.lease_until <= %(now)s) {team_filter}
                 ORDER BY t.ready_at, t.id LIMIT %(limit)s
                 FOR UPDATE OF t SKIP LOCKED)
-            RETURNING {_TASK_COLS}"""
+            RETURNING {TASK_COLS}"""
         args = {"owner": owner, "until": until, "kind": kind, "now": now, "limit": limit,
                 "teams": list(teams or ())}  # fmt: skip
         with self._conn() as conn:
             rows = conn.execute(query, args).fetchall()
-        return sorted((_task_row(r) for r in rows), key=lambda r: (r.ready_at, r.id))
+        return sorted((task_row(r) for r in rows), key=lambda r: (r.ready_at, r.id))
 
     def lease_timers(
         self, owner: str, now: float, until: float, limit: int
@@ -533,26 +520,3 @@ def _task_json(s: CaseState, t: Any) -> dict[str, Any]:
             "kind": t.kind.value, "team": t.team, "role": t.role, "status": t.status.value,
             "assignee": t.assignee, "ready_at": t.ready_at, "claimed_at": t.claimed_at,
             "attempt": t.attempt, "hub": int(t.hub)}  # fmt: skip
-
-
-def _task_row(r: Any) -> TaskRow:
-    return TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                   bool(r[12]))  # fmt: skip
-
-
-def _event(r: Any) -> Event:
-    return Event(
-        id=r[1],
-        type=EventType(r[4]),
-        case=r[2],
-        seq=r[3],
-        at=r[5],
-        process=r[6],
-        step=r[7],
-        team=r[8],
-        actor=r[9],
-        task=r[10],
-        data=orjson.loads(r[11]),
-        causation=r[12],
-        source=r[13],
-    )

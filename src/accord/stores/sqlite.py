@@ -17,10 +17,11 @@ from urllib.parse import parse_qs, urlparse
 import orjson
 
 from accord.errors import StoreError
-from accord.events import Event, EventType
+from accord.events import Event
 from accord.kernel.state import CaseState, state_from_json
 from accord.stores.base import CaseRow, CaseWrite, ConcurrencyError, ReplicaRow, TaskRow
 from accord.stores.migrations import MIGRATIONS
+from accord.stores.rows import TASK_COLS, event_row, task_filter, task_row
 
 _INSERT_EVENT = (
     "INSERT INTO events (id, case_id, seq, type, at, process, step, team, actor, task, data,"
@@ -34,8 +35,6 @@ _UPSERT_TASK = (
     "assignee=excluded.assignee, claimed_at=excluded.claimed_at, attempt=excluded.attempt, "
     "lease_owner=NULL, lease_until=NULL"
 )
-_TASK_COLS = "id, case_id, process, step, kind, team, role, status, assignee, ready_at, claimed_at,"
-_TASK_COLS += " attempt, hub"
 _SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
 _EVENT_COLS = (
     "pos, id, case_id, seq, type, at, process, step, team, actor, task, data, causation, source"
@@ -234,7 +233,7 @@ class SqliteStore:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         for r in rows:
-            yield r[0], _event(r)
+            yield r[0], event_row(r)
 
     def tasks(
         self,
@@ -246,26 +245,16 @@ class SqliteStore:
         case_id: str | None = None,
         limit: int | None = None,
     ) -> list[TaskRow]:
-        where, args = [], []
-        for col, val in (
-            ("team", team),
-            ("assignee", assignee),
-            ("status", status),
-            ("kind", kind),
-            ("case_id", case_id),
-        ):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
-        sql = f"SELECT {_TASK_COLS} FROM tasks"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        where, args = task_filter(
+            "?", team=team, assignee=assignee, status=status, kind=kind, case_id=case_id
+        )
+        sql = f"SELECT {TASK_COLS} FROM tasks{where}"
         sql += " ORDER BY ready_at, id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return [_task_row(r) for r in rows]
+        return [task_row(r) for r in rows]
 
     def cases(self, status: str | None = None, limit: int | None = None) -> list[CaseRow]:
         sql = "SELECT id, process, status, started_at, ended_at, updated_at, incident FROM cases"
@@ -315,7 +304,7 @@ class SqliteStore:
         teams: Sequence[str] | None = None,
     ) -> list[TaskRow]:
         sql = (
-            f"SELECT {', '.join('t.' + c.strip() for c in _TASK_COLS.split(','))} FROM tasks t "
+            f"SELECT {', '.join('t.' + c.strip() for c in TASK_COLS.split(','))} FROM tasks t "
             "JOIN cases c ON c.id = t.case_id WHERE t.kind = ? AND t.status = 'ready' "
             "AND c.status = 'running' AND (t.lease_until IS NULL OR t.lease_until <= ?)"
         )
@@ -337,7 +326,7 @@ class SqliteStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return [_task_row(r) for r in rows]
+        return [task_row(r) for r in rows]
 
     def lease_timers(
         self, owner: str, now: float, until: float, limit: int
@@ -451,26 +440,3 @@ class SqliteStore:
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (key, value),
             )
-
-
-def _task_row(r: Any) -> TaskRow:
-    return TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                   bool(r[12]))  # fmt: skip
-
-
-def _event(r: Any) -> Event:
-    return Event(
-        id=r[1],
-        type=EventType(r[4]),
-        case=r[2],
-        seq=r[3],
-        at=r[5],
-        process=r[6],
-        step=r[7],
-        team=r[8],
-        actor=r[9],
-        task=r[10],
-        data=orjson.loads(r[11]),
-        causation=r[12],
-        source=r[13],
-    )
