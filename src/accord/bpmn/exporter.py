@@ -58,6 +58,7 @@ _ELEMENT = {
     StepKind.EXCLUSIVE: "exclusiveGateway",
     StepKind.PARALLEL: "parallelGateway",
     StepKind.INCLUSIVE: "inclusiveGateway",
+    StepKind.EVENT_GATEWAY: "eventBasedGateway",
     StepKind.TIMER: "intermediateCatchEvent",
     StepKind.MESSAGE: "intermediateCatchEvent",
 }

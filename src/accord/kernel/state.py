@@ -97,6 +97,8 @@ class Task:
     # a task re-created because its handoff was refused: on completion it sends its token
     # along this flow again, instead of routing anew (which could repeat a split)
     resend: str | None = None
+    # waits started together by an event-based gateway: the first to happen withdraws the rest
+    race: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

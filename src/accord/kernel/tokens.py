@@ -156,7 +156,16 @@ class _Tokens(_Base):
 
     def enter(self, node: str, tok: Token, work: deque[Move]) -> None:
         step = self.d.steps[node]
-        if step.kind.is_gateway or step.kind is StepKind.START:
+        if step.kind is StepKind.EVENT_GATEWAY:
+            # wait for every event at once; the first that happens wins (see finish())
+            self.s.counter += 1
+            race = f"{self.s.case_id}:race:{self.s.counter}"
+            targets = self.d.outgoing.get(node, ())
+            self.gateway_decided(node, list(targets))
+            share = str(Fraction(tok.weight) / max(len(targets), 1))
+            for f in targets:
+                self.create_task(f.target, Token(tok.origin, share), race=race)
+        elif step.kind.is_gateway or step.kind is StepKind.START:
             work.extend(self.route(node, tok))
         elif step.kind is StepKind.END:
             if self.scope is not None:
@@ -266,7 +275,9 @@ class _Tokens(_Base):
                 return False
         return True
 
-    def create_task(self, node: str, tok: Token, resend: str | None = None) -> None:
+    def create_task(
+        self, node: str, tok: Token, resend: str | None = None, race: str | None = None
+    ) -> None:
         step = self.d.steps[node]
         visit = self.s.visits.get(node, 0) + 1
         self.s.visits[node] = visit
@@ -310,6 +321,7 @@ class _Tokens(_Base):
                 hub=hub,
                 weight=tok.weight,
                 resend=resend,
+                race=race,
             )
         )
         inputs = {k: self.s.data[k] for k in step.inputs if k in self.s.data}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 from typing import Any
 
 from accord.errors import (
@@ -211,13 +212,29 @@ class _WorkItems(_Base):
             data={"data": data, "attempt": t.attempt, "work_s": work_s},
             actor=self.a.actor or t.assignee,
         )
+        weight = t.weight
+        if t.race is not None:
+            # an event-based gateway's race: this event won; the other waits are withdrawn in
+            # the same transition, and their share of the case goes on with the winner
+            for other in self.s.active_tasks():
+                if other.race == t.race and other.id != t.id:
+                    self.cancel_timers(other.id)
+                    self.put(replace(other, status=TaskStatus.CANCELLED, ended_at=self.at))
+                    self.emit(
+                        EventType.TASK_CANCELLED,
+                        step=other.step,
+                        team=other.team,
+                        task=other.id,
+                        data={"reason": f"{t.step} happened first"},
+                    )
+                    weight = str(Fraction(weight) + Fraction(other.weight))
         # a wait step has no team: the handoff it relays is from whoever came before it
         origin = (t.step,) if t.team is not None else t.origin
         if t.resend is not None:
             # corrected after a refused handoff: send it again on that flow only
-            self.propagate([(self.d.flow_by_id[t.resend], Token(origin, t.weight))])
+            self.propagate([(self.d.flow_by_id[t.resend], Token(origin, weight))])
             return
-        self.propagate(self.route(t.step, Token(origin, t.weight)))
+        self.propagate(self.route(t.step, Token(origin, weight)))
 
     def fail(self) -> None:
         a = self.a

@@ -20,13 +20,19 @@ class StepKind(StrEnum):
     EXCLUSIVE = "exclusive"
     PARALLEL = "parallel"
     INCLUSIVE = "inclusive"
+    EVENT_GATEWAY = "event-gateway"
     TIMER = "timer"
     MESSAGE = "message"
 
     @property
     def is_gateway(self) -> bool:
         """Gateways route tokens and take no time."""
-        return self in (StepKind.EXCLUSIVE, StepKind.PARALLEL, StepKind.INCLUSIVE)
+        return self in (
+            StepKind.EXCLUSIVE,
+            StepKind.PARALLEL,
+            StepKind.INCLUSIVE,
+            StepKind.EVENT_GATEWAY,
+        )
 
     @property
     def is_work(self) -> bool:

@@ -133,6 +133,19 @@ def validate(d: ProcessDefinition, problems: list[Problem], owner_loc: Location)
         conditional = [f for f in out if f.condition is not None]
         if s.kind is StepKind.PARALLEL and (conditional or defaults):
             add(s.loc, sid, "a parallel gateway takes every flow: remove 'when'/'default'")
+        if s.kind is StepKind.EVENT_GATEWAY:
+            if conditional or defaults:
+                add(s.loc, sid, "an event gateway waits for events, not conditions: remove "
+                    "'when'/'default'")  # fmt: skip
+            if len(out) < 2:
+                add(s.loc, sid, "an event gateway races at least two events")
+            if len(inc) > 1:
+                add(s.loc, sid, "an event gateway does not join: merge the flows before it")
+            for f in out:
+                target = d.steps.get(f.target)
+                if target is not None and not target.kind.is_wait:
+                    add(f.loc, sid, f"an event gateway leads to timer or message steps, not "
+                        f"to {f.target!r} ({target.kind.value})")  # fmt: skip
         if s.kind is StepKind.EXCLUSIVE and len(out) > 1:
             plain = [f for f in out if f.condition is None and not f.default]
             if plain:

@@ -305,7 +305,7 @@ def _build(d: ProcessDefinition, raw: Any, file: str) -> Scenario:
             bad(str(gid), f"no step {gid!r}{suggest(gid, d.steps)}", raw.get("branches"), gid)
             continue
         targets = {f.target for f in d.outgoing.get(str(gid), ())}
-        if d.steps[str(gid)].kind is StepKind.PARALLEL:
+        if d.steps[str(gid)].kind in (StepKind.PARALLEL, StepKind.EVENT_GATEWAY):
             bad(str(gid), "a parallel gateway takes every flow: it has no branches to draw",
                 raw.get("branches"), gid)  # fmt: skip
             continue
