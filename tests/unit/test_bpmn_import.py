@@ -358,7 +358,6 @@ REFUSALS = [
     ('<transaction id="x"/>', "a transaction"),
     ('<adHocSubProcess id="x"/>', "an ad-hoc sub-process"),
     ('<callActivity id="x" calledElement="Other"/>', "a call activity (calls 'Other')"),
-    ('<eventBasedGateway id="x"/>', "an event-based gateway"),
     ('<complexGateway id="x"/>', "a complex gateway"),
     ('<startEvent id="x"><messageEventDefinition/></startEvent>', "a message start event"),
     ('<startEvent id="x"><timerEventDefinition/></startEvent>', "a timer start event"),

@@ -184,10 +184,8 @@ def classify(el: Any) -> Element:
 
     if tag in TASKS:
         return ok()
-    if tag in ("exclusiveGateway", "parallelGateway", "inclusiveGateway"):
+    if tag in ("exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway"):
         return ok()
-    if tag == "eventBasedGateway":
-        return no(f"an event-based gateway: event-based gateways {_ARE}")
     if tag == "complexGateway":
         return no("a complex gateway: it has no equivalent in accord")
     if kind in _CONTAINER_REASONS:

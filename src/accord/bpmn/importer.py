@@ -401,6 +401,8 @@ class _Importer:
                 step.put("wait", wait, line_of(definition))
         elif tag == "intermediateThrowEvent":
             step.put("type", "milestone")  # a pass-through: spliced out of the flow below
+        elif tag == "eventBasedGateway":
+            step.put("type", "event-gateway")
         else:
             step.put("type", tag.removesuffix("Gateway"))
         for key, value in self.properties(el, eid).items():
