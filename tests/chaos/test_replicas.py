@@ -16,16 +16,15 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from chaoskit import Fleet, check_run, client, scratch_schema, wait_for
 
-from accord import CaseError, Engine
+from accord import Engine
 from accord.model import loads
 from accord.stores import open_store
-from accord.stores.base import ConcurrencyError
+from racekit import count_conflicts, race
 
 CASES = 2000
 
@@ -155,12 +154,12 @@ def test_two_replicas_race_to_complete_the_same_task_1000_times() -> None:
         b = Engine(open_store(url), [RACE], shared=True)
         lost_races = Counter[str]()
         for e in (a, b):
-            _count_conflicts(e, lost_races)
+            count_conflicts(e, lost_races, "commit")
         try:
             for i in range(1000):
                 cid = a.start_case("race", case_id=f"r{i:04d}")
                 tid = f"{cid}:work:1"
-                outcomes = _race([lambda e=e, n=n, t=tid: e.complete(t, "dee", {"by": n})
+                outcomes = race([lambda e=e, n=n, t=tid: e.complete(t, "dee", {"by": n})
                                   for n, e in enumerate((a, b))])  # fmt: skip
                 assert sorted(outcomes) == ["ConflictError", "ok"], (cid, outcomes)
             completions = Counter(ev.task for ev in a.events() if ev.type.value == "task.completed")
@@ -171,36 +170,3 @@ def test_two_replicas_race_to_complete_the_same_task_1000_times() -> None:
         finally:
             a.close()
             b.close()
-
-
-def _count_conflicts(engine: Engine, counter: Counter[str]) -> None:
-    inner = engine.store.commit
-
-    def commit(writes: object, at: float) -> list[int]:
-        try:
-            return inner(writes, at)  # type: ignore[arg-type]
-        except ConcurrencyError:
-            counter["commit"] += 1
-            raise
-
-    engine.store.commit = commit  # type: ignore[method-assign]
-
-
-def _race(calls: list[Callable[[], None]]) -> list[str]:
-    barrier = threading.Barrier(len(calls))
-    out: list[str] = []
-
-    def run(fn: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            fn()
-            out.append("ok")
-        except CaseError as exc:
-            out.append(type(exc).__name__)
-
-    threads = [threading.Thread(target=run, args=(fn,)) for fn in calls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out

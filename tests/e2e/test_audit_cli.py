@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clikit import accord
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus" / "logs"
@@ -16,19 +14,6 @@ ONBOARDING = ROOT / "examples" / "client-onboarding.yaml"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
 AUDIT_KEYS = {"cases", "events", "activities", "variants", "resources", "case_duration_s",
               "start_activities", "end_activities", "dfg", "bottlenecks"}  # fmt: skip
-
-
-def accord(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "accord.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
 
 
 @needs_corpus

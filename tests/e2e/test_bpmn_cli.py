@@ -4,34 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clikit import accord
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus" / "bpmn"
 A21 = CORPUS / "miwg-reference" / "A.2.1.bpmn"
 INVOICE = CORPUS / "camunda-platform" / "invoice" / "invoice.v2.bpmn"
-ACCORD = [sys.executable, "-m", "accord.cli"]
 
 pytestmark = pytest.mark.skipif(
     not CORPUS.is_dir() and not os.environ.get("CI"), reason=f"no BPMN corpus at {CORPUS}"
 )
-
-
-def accord(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [*ACCORD, *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_import_writes_yaml_that_validates_and_runs(tmp_path: Path) -> None:

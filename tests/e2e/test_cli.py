@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clikit import accord, no_traceback
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 ONBOARDING = ROOT / "examples" / "client-onboarding.yaml"
-ACCORD = [sys.executable, "-m", "accord.cli"]
 PROBLEM_LINE = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+): (?P<id>[^:]+): (?P<msg>.+)$")
 SUMMARY_KEYS = {
     "mode",
@@ -30,24 +28,6 @@ SUMMARY_KEYS = {
     "steps",
 }
 STEP_KEYS = {"wait_p50_s", "work_p50_s", "completed"}
-
-
-def accord(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [*ACCORD, *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def no_traceback(res: subprocess.CompletedProcess[str]) -> None:
-    assert "Traceback" not in res.stderr + res.stdout
-    assert "Error" not in res.stderr.replace("error:", "")  # no Python exception names
 
 
 def summary_of(res: subprocess.CompletedProcess[str]) -> dict[str, Any]:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clikit import accord, no_traceback
 
 ROOT = Path(__file__).resolve().parents[2]
 ONBOARDING = ROOT / "examples" / "client-onboarding.yaml"
-ACCORD = [sys.executable, "-m", "accord.cli"]
 PROBLEM_LINE = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+): (?P<id>[^:]+): (?P<msg>.+)$")
 MODES = ["central", "choreo", "hybrid"]
 # what `accord run --json` prints (see test_cli.py) ...
@@ -58,23 +55,6 @@ steps:
   - {id: e, team: sales, next: fin}
   - {id: fin, type: end}
 """
-
-
-def accord(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [*ACCORD, *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def no_traceback(res: subprocess.CompletedProcess[str]) -> None:
-    assert "Traceback" not in res.stderr + res.stdout
 
 
 @pytest.fixture(scope="module")

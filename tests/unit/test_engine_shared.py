@@ -12,16 +12,16 @@ import os
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from accord import CaseError, Engine, HandlerContext, HandlerRegistry, VirtualClock
+from accord import Engine, HandlerContext, HandlerRegistry, VirtualClock
 from accord.clock import EPOCH
 from accord.model import ProcessDefinition, loads
 from accord.stores import open_store
-from accord.stores.base import ConcurrencyError
+from racekit import count_conflicts, race
 
 PG_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://127.0.0.1:5432/test")
 
@@ -247,48 +247,15 @@ def test_racing_completions_have_one_winner(replicas: Replicas) -> None:
     a, b = replicas.engine(), replicas.engine()
     conflicts = Counter[str]()
     for e in (a, b):
-        _count_conflicts(e, conflicts)
+        count_conflicts(e, conflicts, "conflicts")
     for i in range(20):
         cid = a.start_case("human", case_id=f"r{i:02d}")
         tid = f"{cid}:work:1"
         who = a.case(cid).tasks[tid].assignee
-        outcomes = _race([lambda e=e, n=n, t=tid, w=who: e.complete(t, w, {"by": n})
+        outcomes = race([lambda e=e, n=n, t=tid, w=who: e.complete(t, w, {"by": n})
                           for n, e in enumerate((a, b))])  # fmt: skip
         assert sorted(outcomes) == ["ConflictError", "ok"], outcomes
         assert completed_per_task(a)[tid] == 1
-
-
-def _count_conflicts(engine: Engine, counter: Counter[str]) -> None:
-    inner = engine.store.commit
-
-    def commit(writes: Any, at: float) -> list[int]:
-        try:
-            return inner(writes, at)
-        except ConcurrencyError:
-            counter["conflicts"] += 1
-            raise
-
-    engine.store.commit = commit  # type: ignore[method-assign]
-
-
-def _race(calls: list[Callable[[], None]]) -> list[str]:
-    barrier = threading.Barrier(len(calls))
-    out: list[str] = []
-
-    def run(fn: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            fn()
-            out.append("ok")
-        except CaseError as exc:
-            out.append(type(exc).__name__)
-
-    threads = [threading.Thread(target=run, args=(fn,)) for fn in calls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
 
 
 def test_a_store_outage_under_a_handler_does_not_fail_the_task(

@@ -20,7 +20,7 @@ from accord.buses.base import Bus, Message, inbox_subjects, subject_for
 from accord.central.engine import Engine
 from accord.choreo.projection import Projection
 from accord.clock import Clock
-from accord.errors import AccordError, CaseError
+from accord.errors import CaseError
 from accord.events import Event, EventType
 from accord.handlers import HandlerRegistry
 from accord.kernel import (
@@ -122,69 +122,44 @@ class TeamNode:
     # -- inbound --------------------------------------------------------------------------------
 
     def on_message(self, msg: Message) -> None:
-        """Bus entry point: decode, act, publish what resulted. Never raises."""
-        try:
-            event = Event.from_cloudevent(orjson.loads(msg.data))
-        except (ValueError, orjson.JSONDecodeError) as exc:
-            log.warning(
-                "%s: malformed message %s on %s skipped: %s", self.team, msg.id, msg.subject, exc
-            )
-            return
-        self.handle(event)  # whatever it committed is relayed by _after_commit
+        """Bus entry point for one message (buses that deliver one at a time). Never raises."""
+        self.on_messages([msg])
 
     def on_messages(self, msgs: list[Message]) -> list[bool]:
-        """A delivered batch: every action it causes commits in one transaction (the inbox ids
-        with them). Malformed or refused messages are logged and acknowledged: redelivering
-        them would change nothing."""
+        """Bus entry point for a delivered batch: every action it causes commits in one
+        transaction, with the inbox ids (whatever commits is relayed by _after_commit).
+        Malformed or refused messages are logged and acknowledged: redelivering them would
+        change nothing."""
         items: list[tuple[str, str, AnyAction]] = []
+        sources: list[Event] = []
         for msg in msgs:
             try:
                 e = Event.from_cloudevent(orjson.loads(msg.data))
             except (ValueError, orjson.JSONDecodeError) as exc:
-                log.warning("%s: malformed message %s skipped: %s", self.team, msg.id, exc)
+                log.warning(
+                    "%s: malformed message %s on %s skipped: %s",
+                    self.team, msg.id, msg.subject, exc,
+                )  # fmt: skip
                 continue
             if sender_of(e) == self.team:
-                continue
+                continue  # our own event, already applied when we wrote it
             if e.type is EventType.CASE_REQUESTED:
                 self._requested(e)
                 continue
             action = self._action_for(e)
             if action is not None:
                 items.append((self.d.key, e.case, action))
+                sources.append(e)
         if items:
-            for (_p, case, action), result in zip(
-                items, self.engine.apply_many(items), strict=True
-            ):
+            for e, result in zip(sources, self.engine.apply_many(items), strict=True):
                 if isinstance(result, CaseError):
-                    log.info("%s: %s for case %s not applied: %s", self.team,
-                             type(action).__name__, case, result)  # fmt: skip
+                    # a late or duplicate message for a case that ended here, a handoff for a
+                    # step this team does not own: say so, change nothing
+                    log.info("%s: %s %s for case %s not applied: %s",
+                             self.team, e.type.value, e.id, e.case, result)  # fmt: skip
                 else:
                     self.handled += 1
         return [True] * len(msgs)
-
-    def handle(self, e: Event) -> bool:
-        """Turn a bus event into a kernel action for this team, if it concerns this team."""
-        if sender_of(e) == self.team:
-            return False  # our own event, already applied when we wrote it
-        if e.type is EventType.CASE_REQUESTED:
-            return self._requested(e)
-        action = self._action_for(e)
-        if action is None:
-            return False
-        try:
-            self.engine.apply(self.d.key, e.case, action)
-        except CaseError as exc:
-            # a late or duplicate message for a case that ended here, a handoff for a step this
-            # team does not own: say so, change nothing
-            log.info(
-                "%s: %s %s for case %s not applied: %s", self.team, e.type.value, e.id, e.case, exc
-            )
-            return False
-        except AccordError as exc:
-            log.warning("%s: %s %s refused: %s", self.team, e.type.value, e.id, exc)
-            return False
-        self.handled += 1
-        return True
 
     def _requested(self, e: Event) -> bool:
         """Initiation without a hub: whoever wants a case notifies the initiating team."""

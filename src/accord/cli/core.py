@@ -14,8 +14,6 @@ from rich.table import Table
 from accord.cli.app import app, err, fail, out
 from accord.errors import AccordError, DefinitionError
 
-_fail = fail
-
 
 @app.command()
 def validate(
@@ -80,11 +78,11 @@ def simulate(
     from accord.sim.session import simulate as run_simulation
 
     if mode not in MODES:
-        _fail(f"mode {mode!r} is not available (modes: {', '.join(MODES)})", 2)
+        fail(f"mode {mode!r} is not available (modes: {', '.join(MODES)})", 2)
     if cases < 1:
-        _fail("--cases must be at least 1", 2)
+        fail("--cases must be at least 1", 2)
     if db is not None and mode != "central":
-        _fail(
+        fail(
             "--db keeps a central run; a choreographed run keeps one store per team node "
             "(start them with `accord node`)",
             2,
@@ -186,7 +184,7 @@ def _open(db: str) -> Any:
     from accord.stores import open_store
 
     if "://" not in db and not Path(db).exists():
-        _fail(f"no database at {db}")
+        fail(f"no database at {db}")
     return open_store(db if "://" in db else f"sqlite:///{db}")
 
 
@@ -255,7 +253,7 @@ def events(
             n = export_xes(stream, xes, _step_names(store))
         except OSError as exc:
             store.close()
-            _fail(f"cannot write {xes}: {exc.strerror or exc}")
+            fail(f"cannot write {xes}: {exc.strerror or exc}")
         err.print(f"wrote {n} events to {xes}")
         store.close()
         return
@@ -297,8 +295,8 @@ def _example(name: str) -> Path:
         candidate = base / "examples" / name
         if candidate.is_file():
             return candidate
-    _fail(f"cannot find examples/{name} (run from the accord checkout)")
-    raise AssertionError  # unreachable: _fail exits
+    fail(f"cannot find examples/{name} (run from the accord checkout)")
+    raise AssertionError  # unreachable: fail exits
 
 
 @app.command()
