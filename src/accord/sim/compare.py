@@ -42,7 +42,15 @@ def _r(x: float | None) -> float | None:
 
 
 def coordination(events: Iterable[Event], mode: str) -> dict[str, Any]:
-    """The comparison's own measures, from one run's events."""
+    """The comparison's own measures, from one run's events.
+
+    "Coordination messages" here count what crosses between coordinators: hub <-> member
+    exchanges (assignments and completion reports) for hub-run tasks, and the bus messages that
+    one team's node acts on for another (handoffs, announcements, ledger reports, negotiation).
+    accord.analytics.measures counts a broader set for audits (offers, releases, escalations
+    too); the two are not the same number, by design, and should be merged into one module with
+    both definitions named.
+    """
     started: dict[str, float] = {}
     first_claim: dict[str, float] = {}
     ready: dict[str, float] = {}
