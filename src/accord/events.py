@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -45,6 +46,10 @@ class EventType(StrEnum):
     ISSUE_RESOLVED = "issue.resolved"
     ISSUE_ESCALATED = "issue.escalated"
     ISSUE_RULED = "issue.ruled"
+    BOUNDARY_FIRED = "boundary.fired"
+    ERROR_THROWN = "error.thrown"
+    ESCALATION_THROWN = "escalation.thrown"
+    SIGNAL_THROWN = "signal.thrown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +115,13 @@ class Event:
             raise ValueError(f"malformed event envelope: {exc}") from None
 
 
+@lru_cache(maxsize=1024)  # a transition's events share their time, a relayed batch too
 def iso(at: float) -> str:
     """Seconds since the epoch as an RFC 3339 UTC timestamp with microseconds."""
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+@lru_cache(maxsize=1024)
 def parse_iso(text: str) -> float:
     """RFC 3339 / ISO-8601 timestamp to seconds since the epoch (naive times are UTC)."""
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -13,6 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus" / "bpmn"
 A21 = CORPUS / "miwg-reference" / "A.2.1.bpmn"
 INVOICE = CORPUS / "camunda-platform" / "invoice" / "invoice.v2.bpmn"
+TRANSACTION = (
+    CORPUS
+    / "camunda-platform"
+    / "engine-tests"
+    / "TransactionSubProcessTest.testSimpleCase.bpmn20.xml"
+)
 
 pytestmark = pytest.mark.skipif(
     not CORPUS.is_dir() and not os.environ.get("CI"), reason=f"no BPMN corpus at {CORPUS}"
@@ -36,11 +42,21 @@ def test_import_writes_yaml_that_validates_and_runs(tmp_path: Path) -> None:
 
 
 def test_import_refuses_with_located_problems() -> None:
-    res = accord("import", INVOICE)
+    res = accord("import", TRANSACTION)
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
-    assert f"{INVOICE}:83:1: reviewInvoice: unsupported: a call activity" in res.stderr
+    assert f"{TRANSACTION}:13:1: tx: unsupported: a transaction" in res.stderr
     assert res.stdout == ""
+
+
+def test_import_resolves_the_call_activity_beside_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "invoice.yaml"
+    res = accord("import", INVOICE, "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert "reviewInvoice" in out.read_text(encoding="utf-8")
+    res = accord("run", INVOICE, "--cases", "4", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["cases_completed"] == 4
 
 
 def test_import_refuses_what_is_not_bpmn(tmp_path: Path) -> None:
@@ -72,7 +88,11 @@ def test_bpmn_check_over_the_corpus() -> None:
     assert sum(report["counts"].values()) >= 90
     by_path = {f["path"]: f for f in report["files"]}
     assert by_path["miwg-reference/A.1.0.bpmn"]["status"] == "ran"
-    assert "call activit" in by_path["camunda-platform/invoice/invoice.v2.bpmn"]["reason"]
+    assert by_path["camunda-platform/invoice/invoice.v2.bpmn"]["status"] == "ran"
+    assert by_path["miwg-reference/C.1.0.bpmn"]["status"] == "ran"
+    assert "compensat" in by_path["spiffworkflow/transaction.bpmn"]["reason"].lower() or (
+        "transaction" in by_path["spiffworkflow/transaction.bpmn"]["reason"]
+    )
     res = accord("bpmn-check", CORPUS / "miwg-reference", "--cases", "1")
     assert res.returncode == 0, res.stderr
     assert "Coverage by element type" in res.stdout and "A.1.0.bpmn" in res.stdout

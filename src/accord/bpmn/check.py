@@ -5,7 +5,9 @@ every element (:func:`accord.bpmn.elements.survey`), imports it, and if that wor
 few cases with the model's default scenario (equal branch probabilities where conditions read
 data nobody provides, one person per team, default durations). A file is
 
-- ``ran``: every simulated case completed;
+- ``ran``: every simulated case completed, or stopped at a dead end the model itself draws (it
+  waits for a message from another pool that no live step of the case can send any more; BPMN
+  engines strand such a case too) while at least one case completed;
 - ``imported``: imported, but the cases did not all complete (the reason names the step: a
   message the simulator does not send, a condition that needs data, ...);
 - ``refused``: the import refused it; the reason is the first problem (file:line: id: what).
@@ -215,8 +217,10 @@ def _check_file(path: Path, rel: str, cases: int, seed: int, budget_s: float) ->
         imported = import_document(doc)
     except DefinitionError as exc:
         return FileResult(rel, REFUSED_FILE, _first(exc.problems), elements, exc.problems)
-    completed, reason = run_cases(imported.definition, cases, seed=seed, budget_s=budget_s)
-    status = RAN if completed == cases else IMPORTED
+    completed, reason, dead_ends = run_cases(
+        imported.definition, cases, seed=seed, budget_s=budget_s
+    )
+    status = RAN if completed == cases or (completed and dead_ends) else IMPORTED
     return FileResult(rel, status, reason, elements, [], cases, completed)
 
 
@@ -230,8 +234,12 @@ def _first(problems: list[Problem]) -> str:
 
 def run_cases(
     d: ProcessDefinition, cases: int, *, seed: int = 0, budget_s: float = 10.0
-) -> tuple[int, str]:
-    """Simulate ``cases`` cases of ``d`` with its scenario; return (completed, why not all)."""
+) -> tuple[int, str, bool]:
+    """Simulate ``cases`` cases of ``d`` with its scenario.
+
+    Returns (completed, why not all, whether every unfinished case stands at a dead end of the
+    model's own: a wait for a message from another pool that nothing live can send).
+    """
     from accord.central.engine import Engine
     from accord.sim.runner import Simulation, staffed
     from accord.sim.scenario import load_scenario
@@ -251,21 +259,29 @@ def run_cases(
         rows = engine.cases()
         completed = sum(1 for c in rows if c.status == "completed")
         if completed == cases:
-            return completed, ""
+            return completed, "", False
         unfinished = [c.id for c in rows if c.status != "completed"]
         if stopped:
-            return completed, (
+            return (
+                completed,
                 f"{completed}/{cases} cases completed; stopped after {budget_s:g}s of wall time "
-                "(a loop that never ends?)"
+                "(a loop that never ends?)",
+                False,
             )
-        why = _why(d, engine.events(), engine, unfinished[0]) if unfinished else "no case started"
-        return completed, f"{completed}/{cases} cases completed; {why}"
+        if not unfinished:
+            return completed, f"{completed}/{cases} cases completed; no other case started", False
+        events = list(engine.events())
+        whys = [_why(d, events, engine, case_id) for case_id in unfinished]
+        dead_ends = all(model_end for _, model_end in whys)
+        return completed, f"{completed}/{cases} cases completed; {whys[0][0]}", dead_ends
     finally:
         engine.close()
 
 
-def _why(d: ProcessDefinition, events: Iterable[Event], engine: Any, case_id: str) -> str:
-    """Why one case did not complete, in a line."""
+def _why(
+    d: ProcessDefinition, events: Iterable[Event], engine: Any, case_id: str
+) -> tuple[str, bool]:
+    """Why one case did not complete, in a line; and whether it is the model's own dead end."""
     mine = [e for e in events if e.case == case_id]
     cancelled = any(e.type is EventType.CASE_CANCELLED for e in mine)
     incidents = [
@@ -274,7 +290,7 @@ def _why(d: ProcessDefinition, events: Iterable[Event], engine: Any, case_id: st
     if incidents:
         data = incidents[-1].data
         how = "cancelled after incidents" if cancelled else "paused"
-        return f"{case_id} {how}: at {data.get('step')}: {data.get('error')}"
+        return f"{case_id} {how}: at {data.get('step')}: {data.get('error')}", False
     open_tasks = [
         t
         for t in engine.tasks(status=None, case_id=case_id)
@@ -282,15 +298,30 @@ def _why(d: ProcessDefinition, events: Iterable[Event], engine: Any, case_id: st
     ]
     for t in open_tasks:
         step = d.steps.get(t.step)
+        inside = step is not None and any(f.message for f in d.incoming.get(step.id, ()))
+        if step is not None and step.kind is StepKind.MESSAGE and inside:
+            live = [o for o in open_tasks if o is not t and not _waits_for_message(d, o.step)]
+            if not live:
+                return (
+                    f"{case_id} waits at {t.step} for message {step.message!r} from another "
+                    "pool, and no step of the case sends it any more (as the model says)",
+                    True,
+                )
         if step is not None and step.kind is StepKind.MESSAGE:
             return (
-                f"{case_id} waits at {t.step} for message {step.message!r}: the simulator does "
-                "not send messages yet"
+                f"{case_id} waits at {t.step} for message {step.message!r}, which the "
+                "scenario's world outside did not send (see its `arrives`)",
+                False,
             )
     if open_tasks:
         t = open_tasks[0]
-        return f"{case_id} has task {t.step} {t.status}"
-    return f"{case_id} did not complete"
+        return f"{case_id} has task {t.step} {t.status}", False
+    return f"{case_id} did not complete", False
+
+
+def _waits_for_message(d: ProcessDefinition, step_id: str) -> bool:
+    step = d.steps.get(step_id)
+    return step is not None and step.kind is StepKind.MESSAGE
 
 
 __all__ = [

@@ -12,7 +12,7 @@ objects, annotations, diagrams; reported as a note, never silently).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,16 +92,12 @@ PROCESS_DESCRIPTIONS = frozenset(
 
 _ARE = "are not supported by the kernel yet"
 _CONTAINER_REASONS = {
-    "subProcess": f"an embedded sub-process: sub-process scopes {_ARE}",
-    "eventSubProcess": f"an event sub-process: event sub-processes {_ARE}",
     "transaction": f"a transaction: transactions (cancel, compensation) {_ARE}",
     "adHocSubProcess": f"an ad-hoc sub-process: ad-hoc sub-processes {_ARE}",
-    "callActivity": f"a call activity: call activities {_ARE}",
 }
+# what boundary events and event sub-processes can be started by (see accord.kernel.scopes)
+CATCHABLE = frozenset({"timer", "message", "error", "escalation", "signal"})
 _TRIGGER_REASONS = {
-    "signal": f"signals {_ARE}",
-    "error": "error events are not supported by the kernel yet",
-    "escalation": "escalations are not supported by the kernel yet",
     "compensate": "compensation is not supported by the kernel yet",
     "cancel": "cancel events (transactions) are not supported by the kernel yet",
     "conditional": "conditional events are not supported by the kernel yet",
@@ -189,14 +185,19 @@ def classify(el: Any) -> Element:
     if tag == "complexGateway":
         return no("a complex gateway: it has no equivalent in accord")
     if kind in _CONTAINER_REASONS:
-        reason = _CONTAINER_REASONS[kind]
-        if tag == "callActivity" and el.get("calledElement"):
-            called = el.get("calledElement")
-            reason = f"a call activity (calls {called!r}): call activities {_ARE}"
-        return no(reason)
+        return no(_CONTAINER_REASONS[kind])
+    if tag in ("subProcess", "callActivity"):
+        return ok()  # a call activity is inlined (the importer refuses what it cannot find)
     trigger = trigger_of(el)
+    if tag == "startEvent" and _starts_event_subprocess(el):
+        if trigger in CATCHABLE:
+            problem = _boundary_timer_problem(el) if trigger == "timer" else None
+            return no(problem) if problem else ok()
+        return no(f"an event sub-process started by {an(trigger)} event: {_reason(trigger)}")
     if tag == "startEvent":
-        if trigger == "none":
+        # a message start starts the case (the case start is the message), or, in a
+        # collaboration, the pool a message flow reaches it from (accord.bpmn.collaboration)
+        if trigger == "none" or set(triggers(el)) in ({"message"}, {"signal"}):
             return ok()
         if trigger in ("message", "timer"):
             how = "on a message" if trigger == "message" else "on a timer (simulate a schedule "
@@ -207,33 +208,75 @@ def classify(el: Any) -> Element:
             )
         return no(f"{an(trigger)} start event: {_reason(trigger)}")
     if tag == "endEvent":
-        if trigger in ("none", "terminate"):
+        if trigger in ("none", "terminate", "error", "escalation", "signal", "message"):
             return ok()
-        if trigger == "message":
-            return no("a message end event: throwing messages is not supported yet")
         return no(f"{an(trigger)} end event: {_reason(trigger)}")
     if tag == "intermediateCatchEvent":
         problem = _timer_problem(el) if trigger == "timer" else None
         if problem:
             return no(problem)
-        if trigger in ("message", "timer"):
+        if trigger in ("message", "timer", "signal", "link"):
             return ok()
         return no(f"an intermediate {trigger} catch event: {_reason(trigger)}")
     if tag == "intermediateThrowEvent":
-        if trigger == "none":
+        if trigger in ("none", "escalation", "signal", "message", "link"):
             return ok()
-        if trigger == "message":
-            return no("an intermediate message throw event: throwing messages is not supported yet")
         return no(f"an intermediate {trigger} throw event: {_reason(trigger)}")
     if tag == "boundaryEvent":
         attached = el.get("attachedToRef") or "?"
         mode = "non-interrupting" if el.get("cancelActivity") == "false" else "interrupting"
-        return no(f"{an(trigger)} boundary event ({mode}) on {attached!r}: boundary events {_ARE}")
+        if trigger in CATCHABLE:
+            problem = _boundary_timer_problem(el) if trigger == "timer" else None
+            return no(problem) if problem else ok()
+        return no(f"{an(trigger)} boundary event ({mode}) on {attached!r}: {_reason(trigger)}")
     return no(f"<{tag}> is not a flow element accord knows")
 
 
+def _starts_event_subprocess(el: Any) -> bool:
+    parent = el.getparent()
+    return (
+        parent is not None
+        and local(parent) == "subProcess"
+        and parent.get("triggeredByEvent") == "true"
+    )
+
+
+def _boundary_timer_problem(el: Any) -> str | None:
+    """Why a timer boundary (or event sub-process timer) cannot be imported (None: it can)."""
+    from accord.events import parse_iso
+    from accord.model.durations import parse_cycle, parse_duration
+
+    parts = [
+        part
+        for definition in el
+        if local(definition) == "timerEventDefinition"
+        for part in definition
+        if is_bpmn(part)
+    ]
+    if not any((p.text or "").strip() for p in parts) and name_duration(el) is not None:
+        return None  # drawn without a definition, but its name says how long it waits
+    if not parts:
+        return "a timer without timeDuration, timeDate or timeCycle"
+    part = parts[0]
+    raw = (part.text or "").strip()
+    if not raw:
+        return f"a timer with an empty {local(part)} (and no duration in its name)"
+    text = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] and raw[0] in "'\"" else raw
+    parse: dict[str, Callable[[str], object]] = {
+        "timeDuration": parse_duration,
+        "timeCycle": parse_cycle,
+        "timeDate": parse_iso,
+    }
+    try:
+        parse.get(local(part), parse_duration)(text)
+    except ValueError as exc:
+        return f"a timer with {local(part)} {raw!r}: {exc}"
+    return None
+
+
 def _timer_problem(el: Any) -> str | None:
-    """Why a timer catch event cannot be a timer step (None if it waits a duration)."""
+    """Why a timer catch event cannot be a timer step (None if it waits a duration, until a
+    date, or for the first occurrence of a cycle)."""
     parts = [
         part
         for definition in el
@@ -243,13 +286,35 @@ def _timer_problem(el: Any) -> str | None:
     ]
     if any(local(p) == "timeDuration" for p in parts):
         return None
+    if not any((p.text or "").strip() for p in parts) and name_duration(el) is not None:
+        return None  # drawn without a definition, but its name says how long it waits
     if not parts:
         return "a timer without timeDuration, timeDate or timeCycle"
-    text = (parts[0].text or "").strip()
-    return (
-        f"a timer with {local(parts[0])} {text!r}: only timeDuration is supported "
-        "(a timer step waits a duration)"
-    )
+    if not (parts[0].text or "").strip():
+        return f"a timer with an empty {local(parts[0])} (and no duration in its name)"
+    return _boundary_timer_problem(el)  # a date or a cycle (its first occurrence)
+
+
+_UNITS = {
+    "s": "S", "sec": "S", "secs": "S", "second": "S", "seconds": "S",
+    "m": "M", "min": "M", "mins": "M", "minute": "M", "minutes": "M",
+    "h": "H", "hr": "H", "hrs": "H", "hour": "H", "hours": "H",
+    "d": "D", "day": "D", "days": "D",
+    "w": "W", "week": "W", "weeks": "W",
+}  # fmt: skip
+
+
+def name_duration(el: Any) -> str | None:
+    """The ISO-8601 duration a timer's name states ("7 days" -> ``P7D``, "60 minutes" ->
+    ``PT60M``), for timers drawn without a definition (models not meant for an engine)."""
+    import re
+
+    name = " ".join(str(el.get("name") or "").split())
+    m = re.fullmatch(r"(\d{1,6})\s*([a-zA-Z]+)\.?", name)
+    if m is None or m.group(2).lower() not in _UNITS:
+        return None
+    unit = _UNITS[m.group(2).lower()]
+    return f"PT{m.group(1)}{unit}" if unit in "HMS" else f"P{m.group(1)}{unit}"
 
 
 def an(word: str) -> str:
@@ -263,20 +328,45 @@ def _reason(trigger: str) -> str:
     return _TRIGGER_REASONS.get(trigger, f"{trigger} events are not supported yet")
 
 
+LOOPABLE = TASKS | frozenset({"subProcess", "callActivity"})
+"""Activities that may carry a multi-instance or standard loop marker."""
+_PLURAL = {
+    "subProcess": "sub-processes",
+    "callActivity": "call activities",
+    "transaction": "transactions",
+    "adHocSubProcess": "ad-hoc sub-processes",
+}
+
+
 def marker_elements(el: Any) -> Iterator[Element]:
     """The loop and compensation markers of an activity, each refused as its own element."""
     eid = el.get("id") or f"<{local(el)}>"
     loop = loop_of(el)
-    if loop is not None:
+    if loop is not None and local(el) in LOOPABLE:  # accord's multi_instance and loop
         kind, child = loop
+        names = {local(c) for c in child.iter()} | {
+            k.rsplit("}", 1)[-1] for c in child.iter() for k in c.attrib
+        }
+        if kind == "standardLoopCharacteristics":
+            known = {"loopCondition", "loopMaximum"} & names
+            why = "a standard loop without loopCondition or loopMaximum would never end"
+        else:
+            known = {"loopCardinality", "loopDataInputRef", "collection", "inputCollection"}
+            known &= names
+            why = "a multi-instance marker without loopCardinality or a collection: accord "
+            why += "cannot tell how many instances"
+        yield Element(kind, eid, line_of(child), SUPPORTED if known else REFUSED, why)
+    elif loop is not None:
+        kind, child = loop
+        what = _PLURAL.get(local(el), local(el))
         if kind == "standardLoopCharacteristics":
             reason = (
-                f"a standard loop on {eid!r}: loops on activities are not supported by the "
-                "kernel yet (model the loop with an exclusive gateway)"
+                f"a standard loop on {eid!r}: loops on {what} are not supported yet "
+                "(loops on tasks are; or model the loop with an exclusive gateway)"
             )
         else:
             reason = f"{kind.replace('[', ' (').replace(']', ')')} on {eid!r}: multi-instance " + (
-                "activities are not supported by the kernel yet"
+                f"{what} are not supported yet (multi-instance tasks are)"
             )
         yield Element(kind, eid, line_of(child), REFUSED, reason)
     if el.get("isForCompensation") == "true":
@@ -305,12 +395,8 @@ def survey(doc: BpmnDocument) -> list[Element]:
                 name = local(child)
                 if not is_bpmn(child):
                     continue
-                if name == "participant":
+                if name == "participant":  # several pools run as one (collaboration.py)
                     status, reason = SUPPORTED, ""
-                    if len(executable) > 1 and child.get("processRef"):
-                        status = REFUSED
-                        reason = "one of several pools with processes: running several pools "
-                        reason += "together is not supported yet"
                     out.append(
                         Element(
                             "participant", child.get("id") or "", line_of(child), status, reason
@@ -318,10 +404,10 @@ def survey(doc: BpmnDocument) -> list[Element]:
                     )
                 elif name == "messageFlow":
                     status, reason = IGNORED, "a message flow to or from a pool that is not run"
-                    if len(executable) > 1:
-                        status = REFUSED
-                        reason = "a message flow between pools: choreography of several pools "
-                        reason += "is not supported yet"
+                    ends = [doc.by_id.get(child.get(k) or "") for k in ("sourceRef", "targetRef")]
+                    inside = [e for e in ends if e is not None and local(e) in FLOW_NODES]
+                    if len(executable) > 1 and len(inside) == 2:
+                        status, reason = SUPPORTED, ""  # between pools run together
                     out.append(
                         Element(
                             "messageFlow", child.get("id") or "", line_of(child), status, reason
@@ -368,9 +454,8 @@ def _survey_container(
                     + ("[non-interrupting]" if child.get("isInterrupting") == "false" else ""),
                     found.id,
                     found.line,
-                    REFUSED,
-                    "the start of an event sub-process: event sub-processes are not "
-                    "supported by the kernel yet",
+                    found.status,
+                    found.reason,
                 )
             out.append(found)
             out.extend(marker_elements(child))

@@ -61,6 +61,10 @@ _ELEMENT = {
     StepKind.EVENT_GATEWAY: "eventBasedGateway",
     StepKind.TIMER: "intermediateCatchEvent",
     StepKind.MESSAGE: "intermediateCatchEvent",
+    StepKind.SIGNAL: "intermediateCatchEvent",
+    StepKind.SUBPROCESS: "subProcess",
+    StepKind.BOUNDARY: "boundaryEvent",
+    StepKind.THROW: "intermediateThrowEvent",
 }
 _SIZE = {"task": (100.0, 80.0), "gateway": (50.0, 50.0), "event": (36.0, 36.0)}
 COLUMN = 160.0
@@ -89,7 +93,7 @@ def iso(seconds: float) -> str:
 
 
 def _shape_kind(step: Step) -> str:
-    if step.kind.is_work:
+    if step.kind.is_work or step.kind is StepKind.SUBPROCESS:
         return "task"
     if step.kind.is_gateway:
         return "gateway"
@@ -150,6 +154,44 @@ def step_settings(step: Step) -> dict[str, Any]:
     if step.compliance:
         out["compliance"] = True
     return out
+
+
+def _loop_marker(el: Any, s: Step, ids: Any) -> None:
+    """A multi-instance or standard loop marker, in BPMN's own elements (accord's expression
+    language; a collection and the output as the names of case data fields)."""
+
+    def expression(parent: Any, tag: str, source: str) -> None:
+        child = etree.SubElement(parent, _b(tag), language=ACCORD_LANGUAGE)
+        child.set(f"{{{XSI_NS}}}type", "bpmn:tFormalExpression")
+        child.text = source
+
+    if s.multi is not None:
+        m = s.multi
+        marker = etree.SubElement(el, _b("multiInstanceLoopCharacteristics"))
+        if m.sequential:
+            marker.set("isSequential", "true")
+        if m.count is not None:
+            expression(marker, "loopCardinality", m.count.source)
+        if m.collection is not None:
+            etree.SubElement(marker, _b("loopDataInputRef")).text = m.collection
+        if m.output is not None:
+            etree.SubElement(marker, _b("loopDataOutputRef")).text = m.output
+        if m.item is not None:
+            etree.SubElement(marker, _b("inputDataItem"), id=ids.get(f"{s.id}_item"), name=m.item)
+        if m.output is not None and m.output_item is not None:
+            etree.SubElement(
+                marker, _b("outputDataItem"), id=ids.get(f"{s.id}_output"), name=m.output_item
+            )
+        if m.until is not None:
+            expression(marker, "completionCondition", m.until.source)
+    elif s.loop is not None:
+        marker = etree.SubElement(el, _b("standardLoopCharacteristics"))
+        if s.loop.test_before:
+            marker.set("testBefore", "true")
+        if s.loop.maximum is not None:
+            marker.set("loopMaximum", str(s.loop.maximum))
+        if s.loop.condition is not None:
+            expression(marker, "loopCondition", s.loop.condition.source)
 
 
 def team_settings(team: Team) -> dict[str, Any]:
@@ -231,9 +273,10 @@ def export_bpmn(d: ProcessDefinition) -> bytes:
     )
     messages: dict[str, str] = {}
     for s in d.steps.values():
-        if s.kind is StepKind.MESSAGE and s.message and s.message not in messages:
+        if s.message and s.message not in messages:
             messages[s.message] = ids.get(f"Message_{s.message}")
             etree.SubElement(root, _b("message"), id=messages[s.message], name=s.message)
+    refs = _event_refs(root, d, ids)
     collab = etree.SubElement(root, _b("collaboration"), id=collab_id)
     etree.SubElement(collab, _b("participant"), id=part_id, name=d.name, processRef=pid)
 
@@ -263,6 +306,8 @@ def export_bpmn(d: ProcessDefinition) -> bytes:
     incoming: dict[str, list[str]] = {s: [] for s in d.steps}
     outgoing: dict[str, list[str]] = {s: [] for s in d.steps}
     for f in d.flows:
+        if f.message:
+            continue  # a message flow is no sequence flow: nodes do not list it
         outgoing[f.source].append(fid[f.id])
         incoming[f.target].append(fid[f.id])
     if synthetic and start_flow:
@@ -270,12 +315,22 @@ def export_bpmn(d: ProcessDefinition) -> bytes:
         ev = etree.SubElement(proc, _b("startEvent"), id=synthetic, name="Start")
         ev.set(_a("synthetic"), "true")
         etree.SubElement(ev, _b("outgoing")).text = start_flow
+    container: dict[str, Any] = {}
     for s in d.steps.values():
-        el = etree.SubElement(proc, _b(_ELEMENT[s.kind]), id=sid[s.id])
+        parent = container.get(s.parent or "", proc)
+        el = etree.SubElement(parent, _b(_ELEMENT[s.kind]), id=sid[s.id])
+        if s.kind is StepKind.SUBPROCESS:
+            container[s.id] = el
+            if s.on is not None:
+                el.set("triggeredByEvent", "true")
         if sid[s.id] != s.id:
             el.set(_a("id"), s.id)
         if s.name != s.id:
             el.set("name", s.name)
+        if s.kind is StepKind.BOUNDARY:
+            el.set("attachedToRef", sid[s.attached_to or ""])
+            if not s.interrupting:
+                el.set("cancelActivity", "false")
         default = next((f for f in d.outgoing.get(s.id, ()) if f.default), None)
         if default is not None:
             el.set("default", fid[default.id])
@@ -284,13 +339,15 @@ def export_bpmn(d: ProcessDefinition) -> bytes:
             etree.SubElement(el, _b("incoming")).text = ref
         for ref in outgoing[s.id]:
             etree.SubElement(el, _b("outgoing")).text = ref
+        _loop_marker(el, s, ids)
         if s.kind is StepKind.END and s.terminate:
             etree.SubElement(el, _b("terminateEventDefinition"), id=ids.get(f"{s.id}_terminate"))
         elif s.kind is StepKind.TIMER:
             timer = etree.SubElement(el, _b("timerEventDefinition"), id=ids.get(f"{s.id}_timer"))
-            duration = etree.SubElement(timer, _b("timeDuration"))
+            dated = s.date is not None and s.wait is None
+            duration = etree.SubElement(timer, _b("timeDate" if dated else "timeDuration"))
             duration.set(f"{{{XSI_NS}}}type", "bpmn:tFormalExpression")
-            duration.text = iso(s.wait or 0.0)
+            duration.text = iso_date(s.date or 0.0) if dated else iso(s.wait or 0.0)
         elif s.kind is StepKind.MESSAGE:
             etree.SubElement(
                 el,
@@ -298,6 +355,18 @@ def export_bpmn(d: ProcessDefinition) -> bytes:
                 id=ids.get(f"{s.id}_message"),
                 messageRef=messages[s.message or ""],
             )
+        elif s.kind is StepKind.SIGNAL:
+            _definition(el, "signal", s, owner=s, ids=ids, refs=refs, messages=messages)
+        elif s.kind is StepKind.BOUNDARY and s.on is not None:
+            _definition(el, s.on, s, owner=s, ids=ids, refs=refs, messages=messages)
+        elif s.throw is not None:
+            _definition(el, s.throw, s, owner=s, ids=ids, refs=refs, messages=messages)
+        elif s.kind is StepKind.START and s.parent is not None:
+            sub = d.steps[s.parent]
+            if sub.on is not None:  # an event sub-process: its start carries the trigger
+                if not sub.interrupting:
+                    el.set("isInterrupting", "false")
+                _definition(el, sub.on, sub, owner=s, ids=ids, refs=refs, messages=messages)
     if synthetic and start_flow:
         etree.SubElement(
             proc,
@@ -308,8 +377,20 @@ def export_bpmn(d: ProcessDefinition) -> bytes:
             attrib={_a("synthetic"): "true"},
         )
     for f in d.flows:
+        if f.message:  # between the pools a collaboration was imported from: a message flow
+            el = etree.SubElement(
+                collab, _b("messageFlow"), id=fid[f.id], sourceRef=sid[f.source],
+                targetRef=sid[f.target],
+            )  # fmt: skip
+            if fid[f.id] != f.id:
+                el.set(_a("id"), f.id)
+            continue
         el = etree.SubElement(
-            proc, _b("sequenceFlow"), id=fid[f.id], sourceRef=sid[f.source], targetRef=sid[f.target]
+            container.get(d.steps[f.source].parent or "", proc),
+            _b("sequenceFlow"),
+            id=fid[f.id],
+            sourceRef=sid[f.source],
+            targetRef=sid[f.target],
         )
         if fid[f.id] != f.id:
             el.set(_a("id"), f.id)
@@ -336,6 +417,64 @@ def export_bpmn(d: ProcessDefinition) -> bytes:
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
+def _event_refs(root: Any, d: ProcessDefinition, ids: _Ids) -> dict[tuple[str, str], str]:
+    """The root ``error``, ``escalation`` and ``signal`` elements events refer to, by
+    (kind, code or name)."""
+    refs: dict[tuple[str, str], str] = {}
+    for s in d.steps.values():
+        kind = s.on if s.on in ("error", "escalation", "signal") else s.throw
+        if s.kind is StepKind.SIGNAL:
+            kind = "signal"
+        name = s.signal if kind == "signal" else s.code
+        if kind is None or name is None or (kind, name) in refs:
+            continue
+        xid = ids.get(f"{kind.capitalize()}_{name}")
+        refs[(kind, name)] = xid
+        attrs = {"id": xid, "name": name}
+        if kind != "signal":
+            attrs[f"{kind}Code"] = name
+        etree.SubElement(root, _b(kind), **attrs)
+    return refs
+
+
+def _definition(
+    el: Any,
+    on: str,
+    step: Step,
+    *,
+    owner: Step,
+    ids: _Ids,
+    refs: dict[tuple[str, str], str],
+    messages: dict[str, str],
+) -> None:
+    """An event definition for ``step``'s trigger (or throw), written into ``el``."""
+    ev = etree.SubElement(el, _b(f"{on}EventDefinition"), id=ids.get(f"{owner.id}_{on}"))
+    if on == "message" and step.message:
+        ev.set("messageRef", messages[step.message])
+    elif on == "signal" and step.signal:
+        ev.set("signalRef", refs[("signal", step.signal)])
+    elif on in ("error", "escalation") and step.code is not None:
+        ev.set(f"{on}Ref", refs[(on, step.code)])
+    elif on == "timer":
+        if step.date is not None:
+            part, text = "timeDate", iso_date(step.date)
+        elif step.repeat:
+            count = "" if step.repeat < 0 else str(step.repeat)
+            part, text = "timeCycle", f"R{count}/{iso(step.wait or 0.0)}"
+        else:
+            part, text = "timeDuration", iso(step.wait or 0.0)
+        when = etree.SubElement(ev, _b(part))
+        when.set(f"{{{XSI_NS}}}type", "bpmn:tFormalExpression")
+        when.text = text
+
+
+def iso_date(at: float) -> str:
+    """A moment as an ISO-8601 UTC date-time."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
 def _flow_label(d: ProcessDefinition, f: Flow) -> str:
     if f.condition is None:
         return ""
@@ -354,6 +493,9 @@ def layers(d: ProcessDefinition) -> dict[str, int]:
     succ: dict[str, list[str]] = {s: [] for s in d.steps}
     for f in d.flows:
         succ[f.source].append(f.target)
+    for s in d.steps.values():  # a boundary leaves from its activity
+        if s.kind is StepKind.BOUNDARY and s.attached_to in succ:
+            succ[s.attached_to].append(s.id)
     back: set[tuple[str, str]] = set()
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
     order: list[str] = []
@@ -422,7 +564,14 @@ def _diagram(
     rows: dict[tuple[str | None, int], int] = {}
     row_of: dict[str, int] = {}
     position = {s: i for i, s in enumerate(d.steps)}
-    order = sorted(d.steps, key=lambda s: (col[s], position[s]))
+    # the process's own plane shows its top-level steps; boundaries sit on their activity;
+    # each sub-process gets a plane of its own (bpmn-js opens it from the sub-process)
+    top = [
+        s
+        for s, step in d.steps.items()
+        if step.parent is None and step.kind is not StepKind.BOUNDARY
+    ]
+    order = sorted(top, key=lambda s: (col[s], position[s]))
     for s in order:
         key = (lane[s], col[s])
         row_of[s] = rows.get(key, 0)
@@ -439,7 +588,8 @@ def _diagram(
     pool = _Box(POOL_X, POOL_Y, POOL_LABEL + LANE_LABEL + width, max(y - POOL_Y, ROW))
 
     boxes: dict[str, _Box] = {}
-    for s, step in d.steps.items():
+    for s in top:
+        step = d.steps[s]
         w, h = _SIZE[_shape_kind(step)]
         lb = lane_box.get(lane[s] or "") or _Box(POOL_X + POOL_LABEL, POOL_Y, 0, ROW)
         cx = x0 + (col[s] + shift) * COLUMN + _SIZE["task"][0] / 2
@@ -489,14 +639,96 @@ def _diagram(
         w, h = _SIZE["event"]
         start_box = _Box(x0 + _SIZE["task"][0] / 2 - w / 2, first.cy - h / 2, w, h)
         shape(synthetic, start_box)
-    for s in d.steps:
+    for s in top:
         extra = {"isMarkerVisible": "true"} if d.steps[s].kind is StepKind.EXCLUSIVE else {}
+        if d.steps[s].kind is StepKind.SUBPROCESS:
+            extra = {"isExpanded": "false"}
         shape(sid[s], boxes[s], **extra)
+    _boundaries(d, None, boxes, lambda e, b, **x: shape(sid[e], b, **x))
     if synthetic and start_flow and start_box is not None:
         edge(start_flow, _route(start_box, boxes[d.start], forward=True))
     for f in d.flows:
+        if f.source in boxes and f.target in boxes:  # flows inside sub-processes: their plane
+            forward = col[f.target] > col[f.source]
+            edge(fid[f.id], _route(boxes[f.source], boxes[f.target], forward=forward))
+    for sub in d.steps.values():
+        if sub.kind is StepKind.SUBPROCESS:
+            _sub_plane(root, d, sub.id, col, ids=ids, sid=sid, fid=fid)
+
+
+def _boundaries(
+    d: ProcessDefinition, scope: str | None, boxes: dict[str, _Box], shape: Any
+) -> None:
+    """Boundary events drawn on the lower edge of their activity, side by side."""
+    seen: dict[str, int] = {}
+    for b in d.steps.values():
+        if b.kind is not StepKind.BOUNDARY or b.parent != scope or b.attached_to not in boxes:
+            continue
+        host = boxes[b.attached_to]
+        n = seen.get(b.attached_to, 0)
+        seen[b.attached_to] = n + 1
+        w, h = _SIZE["event"]
+        boxes[b.id] = _Box(host.x + 10 + n * (w + 6), host.y + host.h - h / 2, w, h)
+        shape(b.id, boxes[b.id])
+
+
+def _sub_plane(
+    root: Any,
+    d: ProcessDefinition,
+    sub: str,
+    col: dict[str, int],
+    *,
+    ids: _Ids,
+    sid: dict[str, str],
+    fid: dict[str, str],
+) -> None:
+    """A plane of its own for a sub-process's steps (BPMN DI's drill-down)."""
+    inner = [
+        s for s, st in d.steps.items() if st.parent == sub and st.kind is not StepKind.BOUNDARY
+    ]
+    diagram = etree.SubElement(
+        root, f"{{{BPMNDI_NS}}}BPMNDiagram", id=ids.get(f"BPMNDiagram_{sub}")
+    )
+    plane = etree.SubElement(
+        diagram, f"{{{BPMNDI_NS}}}BPMNPlane", id=ids.get(f"BPMNPlane_{sub}"), bpmnElement=sid[sub]
+    )
+    low = min((col[s] for s in inner), default=0)
+    rows: dict[int, int] = {}
+    boxes: dict[str, _Box] = {}
+    for s in inner:
+        c = col[s] - low
+        r = rows.get(c, 0)
+        rows[c] = r + 1
+        w, h = _SIZE[_shape_kind(d.steps[s])]
+        cx = POOL_X + LANE_PAD + c * COLUMN + _SIZE["task"][0] / 2
+        cy = POOL_Y + LANE_PAD + r * ROW + ROW / 2
+        boxes[s] = _Box(cx - w / 2, cy - h / 2, w, h)
+
+    def shape(element: str, box: _Box, **extra: str) -> None:
+        el = etree.SubElement(
+            plane,
+            f"{{{BPMNDI_NS}}}BPMNShape",
+            id=ids.get(f"{sid[element]}_di"),
+            bpmnElement=sid[element],
+            **extra,
+        )
+        etree.SubElement(
+            el, f"{{{DC_NS}}}Bounds", x=_n(box.x), y=_n(box.y), width=_n(box.w), height=_n(box.h)
+        )
+
+    for s in inner:
+        extra = {"isExpanded": "false"} if d.steps[s].kind is StepKind.SUBPROCESS else {}
+        shape(s, boxes[s], **extra)
+    _boundaries(d, sub, boxes, shape)
+    for f in d.flows:
+        if d.steps[f.source].parent != sub or f.source not in boxes or f.target not in boxes:
+            continue
+        el = etree.SubElement(
+            plane, f"{{{BPMNDI_NS}}}BPMNEdge", id=ids.get(f"{fid[f.id]}_di"), bpmnElement=fid[f.id]
+        )
         forward = col[f.target] > col[f.source]
-        edge(fid[f.id], _route(boxes[f.source], boxes[f.target], forward=forward))
+        for px, py in _route(boxes[f.source], boxes[f.target], forward=forward):
+            etree.SubElement(el, f"{{{DI_NS}}}waypoint", x=_n(px), y=_n(py))
 
 
 def _route(a: _Box, b: _Box, *, forward: bool) -> list[tuple[float, float]]:

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accord.bpmn.calls import Library, called_processes, prefixed
+from accord.bpmn.collaboration import Pools, connect, merge_pools
 from accord.bpmn.conditions import Untranslatable, translate
 from accord.bpmn.elements import (
     AUTOMATED_TASKS,
@@ -47,8 +49,10 @@ from accord.bpmn.elements import (
     REFUSED,
     classify,
     marker_elements,
+    name_duration,
     triggers,
 )
+from accord.bpmn.loops import loop_settings
 from accord.bpmn.reader import (
     ACCORD_NS,
     BpmnDocument,
@@ -59,13 +63,26 @@ from accord.bpmn.reader import (
     read_bpmn,
 )
 from accord.errors import DefinitionError, Problem
-from accord.model.durations import parse_duration
+from accord.events import parse_iso
+from accord.model.durations import parse_cycle, parse_duration
 from accord.model.expr import parse as parse_expression
 from accord.model.loader import from_document
 from accord.model.types import ProcessDefinition
 
 NOOP_HANDLER = "accord.bpmn.handlers:noop"
 """The handler imported automated steps run until they are given one of their own."""
+
+# children of a sub-process that describe the sub-process itself, not its content
+_ACTIVITY_PARTS = frozenset(
+    {
+        "incoming",
+        "outgoing",
+        "multiInstanceLoopCharacteristics",
+        "standardLoopCharacteristics",
+        "dataInputAssociation",
+        "dataOutputAssociation",
+    }
+)
 
 _IMPLEMENTATION_ATTRS = (
     "class",
@@ -138,6 +155,7 @@ class _Flow:
     condition: str | None = None
     condition_line: int = 0
     default: bool = False
+    message: bool = False  # a message flow between pools (see accord.bpmn.collaboration)
 
 
 def plain(node: Any) -> Any:
@@ -166,9 +184,13 @@ def load_bpmn(path: str | Path) -> ProcessDefinition:
     return import_bpmn(path).definition
 
 
-def import_bpmn(path: str | Path, *, process: str | None = None) -> Imported:
-    """Import a BPMN file; raise :class:`DefinitionError` listing every problem."""
-    return import_document(read_bpmn(path), process=process)
+def import_bpmn(
+    path: str | Path, *, process: str | None = None, others: Iterable[str | Path] = ()
+) -> Imported:
+    """Import a BPMN file; raise :class:`DefinitionError` listing every problem.
+
+    Call activities call processes of this file, of ``others``, or of this file's folder."""
+    return _Importer(read_bpmn(path), Library(others)).run(process)
 
 
 def import_bytes(data: bytes, file: str = "<bytes>", *, process: str | None = None) -> Imported:
@@ -182,8 +204,17 @@ def import_document(doc: BpmnDocument, *, process: str | None = None) -> Importe
 
 
 class _Importer:
-    def __init__(self, doc: BpmnDocument) -> None:
+    def __init__(
+        self, doc: BpmnDocument, library: Library | None = None, chain: tuple[str, ...] = ()
+    ) -> None:
         self.doc = doc
+        self.library = library or Library()
+        self.chain = chain  # the processes calling this one (call activities), outermost first
+        self.parent_of: dict[str, str] = {}  # flow node -> the sub-process it is declared in
+        self.attached: dict[str, str] = {}  # boundary -> the activity it is attached to
+        self.inlined_teams: dict[str, Any] = {}
+        self.event_starts: set[str] = set()  # start events of event sub-processes
+        self.inlined_branches: dict[str, Any] = {}
         self.file = doc.file
         self.problems: list[Problem] = []
         self.notes: list[Problem] = []
@@ -193,6 +224,7 @@ class _Importer:
         self.pid = "process"
         self.proc: Any = doc.root
         self.pool: Any = None
+        self.collab: Pools | None = None  # several pools imported together
 
     # -- reporting ------------------------------------------------------------------------------
 
@@ -233,9 +265,17 @@ class _Importer:
             self.refuse(root, wanted, f"no process or pool {wanted!r} (processes: {known})")
             raise DefinitionError(self.problems)
         runnable = [p for p in processes if any(local(c) in FLOW_NODES for c in p if is_bpmn(c))]
+        called = called_processes(root)
+        if len(runnable) > 1 and any(p.get("id") not in called for p in runnable):
+            # processes that call activities of this file call are run inside their callers
+            runnable = [p for p in runnable if p.get("id") not in called]
         if not runnable:
             self.refuse(root, "definitions", "no process with any flow elements to import")
             raise DefinitionError(self.problems)
+        if len(runnable) > 1:
+            merged = merge_pools(self, runnable)
+            if merged is not None:
+                return merged
         if len(runnable) > 1:
             ids = ", ".join(repr(p.get("id")) for p in runnable)
             where = next((c for c in root if local(c) == "collaboration"), root)
@@ -266,36 +306,10 @@ class _Importer:
         nodes: dict[str, Any] = {}
         steps: dict[str, _Map] = {}
         flows: list[_Flow] = []
-        synthetic: str | None = None
         lane_sets: list[Any] = []
-        for child in proc:
-            if not is_bpmn(child):
-                continue
-            tag = local(child)
-            eid = child.get("id")
-            if tag in FLOW_NODES:
-                if not eid:
-                    self.refuse(child, f"<{tag}>", "a flow element without an id")
-                    continue
-                nodes[eid] = child
-                if tag == "startEvent" and child.get(f"{{{ACCORD_NS}}}synthetic") == "true":
-                    synthetic = eid
-                    continue
-                step = self.node(child)
-                if step is not None:
-                    steps[eid] = step
-            elif tag == "sequenceFlow":
-                flow = self.flow(child)
-                if flow is not None:
-                    flows.append(flow)
-            elif tag == "laneSet":
-                lane_sets.append(child)
-            elif tag in DATA_AND_ARTIFACTS:
-                self.ignore(child, tag)
-            elif tag in PROCESS_DESCRIPTIONS:
-                continue
-            else:
-                self.refuse(child, eid or f"<{tag}>", f"<{tag}> is not a flow element accord knows")
+        synthetic = self.collect(
+            proc, None, nodes=nodes, steps=steps, flows=flows, lane_sets=lane_sets
+        )
         self.check_flows(flows, nodes, steps)
         self.collaboration_notes()
         if self.problems:
@@ -307,6 +321,9 @@ class _Importer:
             flows = [f for f in flows if f.source != synthetic]
             if first and first[0] in steps:
                 steps = {first[0]: steps[first[0]], **steps}
+        flows = connect(self, steps, flows, nodes)  # link events; pools and message flows
+        if self.problems:
+            raise DefinitionError(self.problems)
         flows = self.splice(steps, flows, nodes)
         self.defaults(flows, nodes)
         teams, team_of = self.teams(lane_sets, steps, nodes)
@@ -332,35 +349,102 @@ class _Importer:
         outgoing: dict[str, list[_Flow]] = {}
         for f in flows:
             outgoing.setdefault(f.source, []).append(f)
+        inner: dict[str, _List] = {}
         for bid, step in steps.items():
             tid = team_of.get(bid)
             if tid is not None:
                 step.put("team", tid)
+            if bid in self.attached and self.attached[bid] in aid:
+                step.put("attached_to", aid[self.attached[bid]])
             nxt = _next_of(step, outgoing.get(bid, []), aid)
             if nxt is not None:
                 step.put("next", nxt)
-            step_list.add(step, step.lc.line + 1)
+            parent = self.parent_of.get(bid)
+            if parent is None:
+                step_list.add(step, step.lc.line + 1)
+            elif parent in steps:
+                if parent not in inner:
+                    inner[parent] = _List(steps[parent].lc.line + 1)
+                    steps[parent].put("steps", inner[parent])
+                inner[parent].add(step, step.lc.line + 1)
+        for tid, body in self.inlined_teams.items():
+            if tid not in teams:
+                teams.put(tid, body)
         doc.put("steps", step_list)
         if props:  # accord's own export: its scenario, or none
             if "scenario" in props:
                 doc.put("scenario", props["scenario"])
         else:
             scenario: dict[str, Any] = {"teams": {t: {"size": 1} for t in teams}}
-            if branches:
+            if branches or self.inlined_branches:
                 scenario["branches"] = {
                     aid[g]: {aid[t]: w for t, w in targets.items()}
                     for g, targets in branches.items()
                 }
+                scenario["branches"].update(self.inlined_branches)
             doc.put("scenario", scenario)
         self.summary_notes(steps)
         definition = from_document(doc, self.file)
         return Imported(definition, plain(doc), self.notes)
 
+    def collect(
+        self,
+        container: Any,
+        parent: str | None,
+        *,
+        nodes: dict[str, Any],
+        steps: dict[str, _Map],
+        flows: list[_Flow],
+        lane_sets: list[Any],
+    ) -> str | None:
+        """Read a process's (or an embedded sub-process's) flow elements into the flat maps,
+        remembering which sub-process each is declared in; return accord's synthetic start."""
+        synthetic: str | None = None
+        for child in container:
+            if not is_bpmn(child):
+                continue
+            tag = local(child)
+            eid = child.get("id")
+            if tag in FLOW_NODES:
+                if not eid:
+                    self.refuse(child, f"<{tag}>", "a flow element without an id")
+                    continue
+                nodes[eid] = child
+                if parent is not None:
+                    self.parent_of[eid] = parent
+                if (
+                    parent is None
+                    and tag == "startEvent"
+                    and child.get(f"{{{ACCORD_NS}}}synthetic") == "true"
+                ):
+                    synthetic = eid
+                    continue
+                step = self.node(child)
+                if step is not None:
+                    steps[eid] = step
+                if tag == "subProcess" and step is not None and step.get("type") == "subprocess":
+                    self.collect(
+                        child, eid, nodes=nodes, steps=steps, flows=flows, lane_sets=lane_sets
+                    )
+            elif tag == "sequenceFlow":
+                flow = self.flow(child)
+                if flow is not None:
+                    flows.append(flow)
+            elif tag == "laneSet":
+                lane_sets.append(child)
+            elif tag in DATA_AND_ARTIFACTS:
+                self.ignore(child, tag)
+            elif tag in PROCESS_DESCRIPTIONS or (parent is not None and tag in _ACTIVITY_PARTS):
+                continue  # a sub-process's own parts (its markers are refused by node())
+            else:
+                self.refuse(child, eid or f"<{tag}>", f"<{tag}> is not a flow element accord knows")
+        return synthetic
+
     # -- flow nodes -----------------------------------------------------------------------------
 
     def node(self, el: Any) -> _Map | None:
         found = classify(el)
-        markers = list(marker_elements(el))
+        markers = [m for m in marker_elements(el) if m.status == REFUSED]
         if found.status == REFUSED:
             self.refuse(el, found.id, f"unsupported: {found.reason}")
         for m in markers:
@@ -388,27 +472,224 @@ class _Importer:
             step.put("type", "end")
             if "terminate" in triggers(el):
                 step.put("terminate", True)
+            self.throws(el, step)
+        elif tag == "subProcess":
+            if el.get("triggeredByEvent") == "true":
+                step.put("type", "subprocess")
+                self.event_subprocess(el, step)
+            elif not any(is_bpmn(c) and local(c) in FLOW_NODES for c in el):
+                step.put("type", "human")  # collapsed, without content: work for a person
+                self.note(
+                    line_of(el),
+                    eid,
+                    "a sub-process without content (collapsed): imported as a task for a person",
+                )
+            else:
+                step.put("type", "subprocess")
+        elif tag == "callActivity":
+            if not self.call(el, step):
+                return None
+        elif tag == "boundaryEvent":
+            step.put("type", "boundary")
+            self.attached[eid] = str(el.get("attachedToRef") or "")
+            if el.get("cancelActivity") == "false":
+                step.put("interrupting", False)
+            if not self.catches(el, step):
+                return None
+        elif tag == "intermediateThrowEvent" and set(triggers(el)) - {"message", "link"}:
+            step.put("type", "throw")
+            self.throws(el, step)
+        elif tag == "intermediateCatchEvent" and triggers(el) == ["signal"]:
+            step.put("type", "signal")
+            self.catches(el, step)
+            step.pop("on", None)
+        elif tag == "intermediateCatchEvent" and triggers(el) == ["link"]:
+            step.put("type", "milestone")  # paired with its link throw, then spliced
         elif tag == "intermediateCatchEvent":
             definition = next(c for c in el if local(c).endswith("EventDefinition"))
             if local(definition) == "messageEventDefinition":
                 step.put("type", "message")
                 step.put("message", self.message_name(el, definition.get("messageRef"), el))
             else:
-                wait = self.timer(el, definition)
-                if wait is None:
-                    return None
                 step.put("type", "timer")
-                step.put("wait", wait, line_of(definition))
+                if not self.catch_timer(el, definition, step):
+                    return None
         elif tag == "intermediateThrowEvent":
             step.put("type", "milestone")  # a pass-through: spliced out of the flow below
         elif tag == "eventBasedGateway":
             step.put("type", "event-gateway")
         else:
             step.put("type", tag.removesuffix("Gateway"))
+        for key, value in loop_settings(self, el).items():  # multi-instance, standard loop
+            step.put(key, value, line_of(el))
         for key, value in self.properties(el, eid).items():
             if key not in ("id", "next", "team"):
                 step.put(key, value)
         return step
+
+    # -- scopes and events ----------------------------------------------------------------------
+
+    def _code(self, definition: Any, ref_attr: str, tag: str, code_attr: str) -> str | None:
+        """The code an error or escalation definition names (None: none, a catch-all)."""
+        ref = definition.get(ref_attr)
+        if not ref:
+            return None
+        target = self.doc.by_id.get(ref)
+        if target is None or local(target) != tag:
+            return str(ref)
+        return str(target.get(code_attr) or target.get("name") or ref)
+
+    def _signal(self, el: Any, definition: Any) -> str:
+        ref = definition.get("signalRef")
+        target = self.doc.by_id.get(ref) if ref else None
+        if target is not None:
+            return clean_name(target.get("name")) or str(ref)
+        return str(ref or clean_name(el.get("name")) or el.get("id"))
+
+    def catches(self, el: Any, step: _Map) -> bool:
+        """What starts a boundary event or an event sub-process's start: ``on`` and the
+        trigger's settings. classify() refused the triggers accord cannot catch."""
+        definition = next((c for c in el if local(c).endswith("EventDefinition")), None)
+        if definition is None:
+            self.refuse(el, str(el.get("id")), "unsupported: an event without a trigger here")
+            return False
+        on = local(definition).removesuffix("EventDefinition")
+        step.put("on", on, line_of(definition))
+        if on == "message":
+            step.put("message", self.message_name(el, definition.get("messageRef"), el))
+        elif on == "signal":
+            step.put("signal", self._signal(el, definition))
+        elif on in ("error", "escalation"):
+            ref_attr, code_attr = f"{on}Ref", f"{on}Code"
+            code = self._code(definition, ref_attr, on, code_attr)
+            if code is not None:
+                step.put("code", code)
+        elif on == "timer":
+            return self.timer_fields(el, definition, step)
+        return True
+
+    def throws(self, el: Any, step: _Map) -> None:
+        """An end or intermediate throw event's error, escalation or signal."""
+        definition = next((c for c in el if local(c).endswith("EventDefinition")), None)
+        if definition is None:
+            return
+        what = local(definition).removesuffix("EventDefinition")
+        if what not in ("error", "escalation", "signal"):
+            return
+        step.put("throw", what, line_of(definition))
+        if what == "signal":
+            step.put("signal", self._signal(el, definition))
+        else:
+            code = self._code(definition, f"{what}Ref", what, f"{what}Code")
+            if code is not None:
+                step.put("code", code)
+
+    def event_subprocess(self, el: Any, step: _Map) -> None:
+        """An event sub-process: its start event's trigger becomes the sub-process's ``on``."""
+        start = next(
+            (c for c in el if is_bpmn(c) and local(c) == "startEvent" and triggers(c)), None
+        )
+        if start is None:
+            self.refuse(el, str(el.get("id")), "an event sub-process needs a start event with a "
+                        "trigger")  # fmt: skip
+            return
+        if not self.catches(start, step):
+            return
+        if start.get("isInterrupting") == "false":
+            step.put("interrupting", False)
+        self.event_starts.add(str(start.get("id")))
+
+    def timer_fields(self, el: Any, definition: Any, step: _Map) -> bool:
+        eid = str(el.get("id"))
+        parts = {local(c): c for c in definition if is_bpmn(c)}
+        for key, part in parts.items():
+            raw = (part.text or "").strip()
+            text = _literal(raw)
+            try:
+                if key == "timeDuration":
+                    parse_duration(text)
+                    step.put("wait", text, line_of(part))
+                elif key == "timeCycle":
+                    parse_cycle(text)
+                    step.put("cycle", text, line_of(part))
+                elif key == "timeDate":
+                    parse_iso(text)
+                    step.put("date", text, line_of(part))
+                else:
+                    continue
+            except ValueError as exc:
+                if not raw and name_duration(el) is not None:
+                    break  # an empty definition: the name says how long
+                self.refuse(part, eid, f"unsupported: {key} {raw!r}: {exc}")
+                return False
+            return True
+        named = name_duration(el)
+        if named is not None:
+            step.put("wait", named, line_of(definition))
+            self.note(line_of(el), eid, f"a timer without a definition: it waits {named}, as "
+                      f"its name {clean_name(el.get('name'))!r} says")  # fmt: skip
+            return True
+        self.refuse(el, eid, "a timer without timeDuration, timeDate or timeCycle")
+        return False
+
+    def call(self, el: Any, step: _Map) -> bool:
+        """A call activity: the called process, imported on its own and inlined here as an
+        embedded sub-process (see accord.bpmn.calls)."""
+        eid = str(el.get("id"))
+        called = el.get("calledElement")
+        if not called:
+            self.refuse(el, eid, "unsupported: a call activity without a calledElement")
+            return False
+        if called in self.chain or called == self.pid:
+            chain = " -> ".join((*self.chain, self.pid, called))
+            self.refuse(el, eid, f"unsupported: recursive call activities ({chain})")
+            return False
+        doc = self.library.find(called, self.doc)
+        if doc is None:
+            self.refuse(
+                el,
+                eid,
+                f"calls process {called!r}, which is not in this file, the files given or "
+                f"its folder",
+            )
+            return False
+        try:
+            callee = _Importer(doc, self.library, (*self.chain, self.pid)).run(called)
+        except DefinitionError as exc:
+            first = exc.problems[0]
+            more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+            self.refuse(
+                el,
+                eid,
+                f"calls process {called!r} ({Path(doc.file).name}), which cannot be run: "
+                f"line {first.line}: {first.element}: {first.message}{more}",
+            )
+            return False
+        prefix = str(step["id"])
+        inner = prefixed(callee.document["steps"], prefix)
+        if inner and not any(x.get("type") == "start" for x in inner):
+            first_id = inner[0]["id"]
+            inner.insert(0, {"id": f"{prefix}/start", "type": "start", "next": first_id})
+        step.put("type", "subprocess")
+        step.put("steps", inner)
+        self.inlined_teams.update(callee.document.get("teams") or {})
+        branches = (callee.document.get("scenario") or {}).get("branches") or {}
+        for gateway, targets in branches.items():
+            self.inlined_branches[f"{prefix}/{gateway}"] = {
+                f"{prefix}/{t}": w for t, w in targets.items()
+            }
+        mappings = [
+            local(m) for ext in el if local(ext) == "extensionElements" for m in ext
+            if local(m) in ("in", "out")
+        ]  # fmt: skip
+        self.note(
+            line_of(el),
+            eid,
+            f"calls {called!r} ({Path(doc.file).name}): inlined as an embedded sub-process "
+            "sharing the case's data"
+            + (f"; {len(mappings)} camunda:in/out mapping(s) not applied" if mappings else ""),
+        )
+        return True
 
     def message_name(self, el: Any, ref: str | None, where: Any) -> str:
         if ref:
@@ -425,9 +706,55 @@ class _Importer:
         )
         return name
 
+    def catch_timer(self, el: Any, definition: Any, step: _Map) -> bool:
+        """A timer catch event's timer step: it waits a duration, until a date (``timeDate``),
+        or for the first occurrence of a cycle (``timeCycle``: a timer step fires once)."""
+        eid = str(el.get("id"))
+        parts = {local(c): c for c in definition if is_bpmn(c)}
+        texts = {key: _literal((part.text or "").strip()) for key, part in parts.items()}
+        if "timeDuration" not in parts and texts.get("timeDate"):
+            try:
+                parse_iso(texts["timeDate"])
+            except ValueError:
+                self.refuse(parts["timeDate"], eid, f"unsupported: timeDate {texts['timeDate']!r}"
+                            ": only a literal ISO-8601 date-time can be imported")  # fmt: skip
+                return False
+            step.put("date", texts["timeDate"], line_of(parts["timeDate"]))
+            return True
+        if "timeDuration" not in parts and texts.get("timeCycle"):
+            text = texts["timeCycle"]
+            try:
+                parse_cycle(text)
+            except ValueError as exc:
+                self.refuse(parts["timeCycle"], eid, f"unsupported: timeCycle {text!r}: {exc}")
+                return False
+            first = text.split("/", 1)[1]
+            step.put("wait", first, line_of(parts["timeCycle"]))
+            self.note(
+                line_of(el),
+                eid,
+                f"a timer catch event with timeCycle {text!r}: a token passes it once, so it "
+                f"waits for the first occurrence ({first})",
+            )
+            return True
+        wait = self.timer(el, definition)
+        if wait is None:
+            return False
+        step.put("wait", wait, line_of(definition))
+        return True
+
     def timer(self, el: Any, definition: Any) -> str | None:
         eid = str(el.get("id"))
         parts = {local(c): c for c in definition if is_bpmn(c)}  # classify saw a timeDuration
+        if "timeDuration" not in parts:  # or none at all, and a name that says how long
+            named = name_duration(el)
+            self.note(
+                line_of(el),
+                eid,
+                f"a timer without a definition: it waits {named}, as its name "
+                f"{clean_name(el.get('name'))!r} says",
+            )
+            return named
         raw = (parts["timeDuration"].text or "").strip()
         text = raw
         feel = re.fullmatch(r'=\s*(?:duration\(\s*)?"([^"]*)"\s*\)?', text)
@@ -672,6 +999,12 @@ class _Importer:
         for sid, step in steps.items():
             if sid in team_of or step.get("type") not in ("human", "automated", "approval"):
                 continue
+            scope = self.parent_of.get(sid)
+            while scope is not None and scope not in team_of:
+                scope = self.parent_of.get(scope)
+            if scope is not None:  # a step inside a sub-process in a lane: that lane's team
+                team_of[sid] = team_of[scope]
+                continue
             group = self.assigned_group(nodes[sid])
             if group:
                 existing = next((t for t in teams if t == slug(group)), None)
@@ -758,10 +1091,15 @@ class _Importer:
     def start(
         self, steps: dict[str, _Map], flows: list[_Flow], nodes: dict[str, Any], own: bool
     ) -> None:
-        if own or any(s.get("type") == "start" for s in steps.values()):
+        top = {
+            sid: s
+            for sid, s in steps.items()
+            if sid not in self.parent_of and s.get("type") != "boundary" and not s.get("on")
+        }
+        if own or any(s.get("type") == "start" for s in top.values()):
             return
         targets = {f.target for f in flows}
-        roots = [sid for sid in steps if sid not in targets]
+        roots = [sid for sid in top if sid not in targets]
         if len(roots) == 1:
             first = roots[0]
             moved = {first: steps.pop(first)}
@@ -786,12 +1124,18 @@ class _Importer:
     # -- notes ----------------------------------------------------------------------------------
 
     def collaboration_notes(self) -> None:
+        if self.collab is not None:
+            return  # every message flow is imported or noted (accord.bpmn.collaboration)
+        ours = {str(n.get("id")) for n in self.proc.iter() if is_bpmn(n)}
         flows = [
             m
             for c in self.doc.root
             if is_bpmn(c) and local(c) == "collaboration"
             for m in c
-            if is_bpmn(m) and local(m) == "messageFlow"
+            if is_bpmn(m)
+            and local(m) == "messageFlow"
+            # both ends in this process: accord's own export of a collaboration's messages
+            and not {m.get("sourceRef"), m.get("targetRef")} <= ours
         ]
         if flows:
             self.note(
@@ -847,6 +1191,7 @@ def _next_of(step: _Map, out: list[_Flow], aid: dict[str, str]) -> Any:
     if (
         len(out) == 1
         and out[0].condition is None
+        and not out[0].message
         and not out[0].default
         and out[0].id == f"{sid}->{aid[out[0].target]}"
     ):
@@ -866,6 +1211,8 @@ def _next_of(step: _Map, out: list[_Flow], aid: dict[str, str]) -> Any:
             entry.put("when", f.condition, f.condition_line or None)
         if f.default:
             entry.put("default", True)
+        if f.message:
+            entry.put("message", True)
         items.add(entry, line_of(f.el))
     return items
 
@@ -968,3 +1315,13 @@ def to_yaml(imported: Imported, source: str) -> str:
     buf = io.StringIO()
     yaml.dump(doc, buf)
     return buf.getvalue()
+
+
+def _literal(text: str) -> str:
+    """A timer's text without the quoting of SpiffWorkflow's Python or FEEL's literals."""
+    feel = re.fullmatch(r'=\s*(?:duration\(\s*)?"([^"]*)"\s*\)?', text)
+    if feel:
+        return feel.group(1)
+    if re.fullmatch(r"""(['"])[^'"]*\1""", text):
+        return text[1:-1]
+    return text

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from accord.central.jobs import HandlerResult
@@ -43,6 +43,7 @@ from accord.kernel import (
     RaiseIssue,
     ReassignTask,
     ReceiveMessage,
+    ReceiveSignal,
     ReleaseTask,
     RerouteCase,
     ResumeCase,
@@ -53,6 +54,7 @@ from accord.kernel import (
     Transition,
     advance,
 )
+from accord.kernel.state import Task
 from accord.model.types import ProcessDefinition
 from accord.stores.base import CaseRow, TaskRow
 
@@ -172,6 +174,16 @@ class Engine(WorkRunner):
             ReceiveMessage(at=self.clock.now(), actor=actor, name=name, data=dict(data or {})),
         )
 
+    def send_signal(
+        self, case_id: str, name: str, data: dict[str, Any] | None = None, actor: str | None = None
+    ) -> None:
+        """Broadcast a named signal to ``case_id``: every catcher waiting for it is triggered
+        (none waiting is no error)."""
+        self._case_action(
+            case_id,
+            ReceiveSignal(at=self.clock.now(), actor=actor, name=name, data=dict(data or {})),
+        )
+
     # -- tasks ----------------------------------------------------------------------------------
 
     @staticmethod
@@ -256,10 +268,23 @@ class Engine(WorkRunner):
         )
         self._case_action(self.case_of(task_id), action)
 
-    def fail(self, task_id: str, actor: str | None, error: str, retryable: bool = True) -> None:
-        """Report that a task cannot be done; retries or the step's error route follow."""
+    def fail(
+        self,
+        task_id: str,
+        actor: str | None,
+        error: str,
+        retryable: bool = True,
+        code: str = "",
+    ) -> None:
+        """Report that a task cannot be done; retries or the step's error route follow. With a
+        BPMN error ``code`` the nearest matching error boundary or event sub-process takes it."""
         action = FailTask(
-            at=self.clock.now(), actor=actor, task_id=task_id, error=error, retryable=retryable
+            at=self.clock.now(),
+            actor=actor,
+            task_id=task_id,
+            error=error,
+            retryable=retryable,
+            code=code,
         )
         self._case_action(self.case_of(task_id), action)
 
@@ -281,6 +306,35 @@ class Engine(WorkRunner):
         self._case_action(
             self.case_of(task_id), RetryTask(at=self.clock.now(), actor=actor, task_id=task_id)
         )
+
+    def act_on_task(
+        self, task_id: str, decide: Callable[[CaseState, Task], AnyAction]
+    ) -> CaseState:
+        """One unit of work on a task, with the caller's checks inside it: ``decide`` is given
+        the case as this unit read it and the task, and returns the action to apply, or raises
+        to refuse (nothing changes). Return the case's state as committed, the hub's follow-ups
+        included. The case is read once, and what the checks saw is what the action applies
+        to (a unit that loses a race runs again, ``decide`` included, on fresh state)."""
+        case_id = self.case_of(task_id)
+        # Shared: read the case before taking the engine's lock, so that other threads' units
+        # compute while this one waits for the database. Only the first attempt uses it; a
+        # stale read costs a retry (the commit's version check), never a wrong write.
+        first = [self.store.load_case(case_id)] if self.shared else []
+
+        def work(batch: _Batch) -> _Batch:
+            if first:
+                loaded = first.pop()
+                if loaded is not None:
+                    batch.loaded[case_id] = loaded
+            state, _ = self._state(batch, case_id)
+            task = state.tasks.get(task_id) if state is not None else None
+            if state is None or task is None:
+                raise NotFound(f"no task {task_id!r}")
+            self._apply(batch, case_id, decide(state, task))
+            return batch
+
+        done: _Batch = self._unit(work)
+        return done.writes[case_id].state
 
     # -- queries --------------------------------------------------------------------------------
 

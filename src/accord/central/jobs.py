@@ -14,7 +14,7 @@ from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from accord.handlers import Handler, HandlerContext, HandlerError, HandlerRegistry
+from accord.handlers import BpmnError, Handler, HandlerContext, HandlerError, HandlerRegistry
 from accord.kernel import RunHandler
 
 DEFAULT_HANDLER_TIMEOUT = 60.0
@@ -34,10 +34,14 @@ class HandlerResult:
     # The handler failed because the engine's own store did (say, while the database
     # restarted), not because of the work: the task is not failed, its job is run again later.
     transient: bool = False
+    # the handler raised a BpmnError: a business error with this code (see FailTask.code)
+    code: str = ""
 
 
 def outcome(case_id: str, job: RunHandler, out: Any) -> HandlerResult:
     """Turn what a handler returned (or raised) into a result."""
+    if isinstance(out, BpmnError):
+        return HandlerResult(job, case_id, error=out.message, retryable=False, code=out.code)
     if isinstance(out, BaseException):
         return HandlerResult(job, case_id, error=f"{type(out).__name__}: {out}")
     if out is None:
@@ -76,7 +80,9 @@ class HandlerPool:
     ) -> list[HandlerResult]:
         """Run every job; each failure (exception, wrong return type, a handler that cannot be
         imported, or one still running ``timeout`` seconds after it started) becomes a result
-        with an error. ``timeout <= 0`` runs them inline, one after another.
+        with an error. ``timeout <= 0`` runs them inline, one after another, and so are
+        handlers registered ``inline`` (see :meth:`HandlerRegistry.register`) whatever the
+        timeout.
 
         A job that never started because hung handlers held every thread is not failed: it
         comes back ``transient``, to be run again, since nothing is known about its work.
@@ -99,7 +105,7 @@ class HandlerPool:
                 results[i] = HandlerResult(job, case_id, error=str(exc), retryable=False)
                 continue
             ctx = context(case_id, job)
-            if timeout <= 0:
+            if timeout <= 0 or self.handlers.inline(job.handler):
                 try:
                     results[i] = outcome(case_id, job, fn(ctx))
                 except Exception as exc:  # a handler's bug becomes a failed task, not a crash

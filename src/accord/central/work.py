@@ -207,6 +207,7 @@ class WorkRunner(UnitOfWork):
                 task_id=r.job.task_id,
                 error=r.error or "",
                 retryable=r.retryable,
+                code=r.code,
             ),
         )
 

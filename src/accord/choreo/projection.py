@@ -76,7 +76,7 @@ def _forward(d: ProcessDefinition, node: str) -> list[str]:
     """The first work (or team-owned wait) steps reachable from ``node``, in flow order."""
     found: list[str] = []
     seen = {node}
-    queue = deque(f.target for f in d.outgoing.get(node, ()))
+    queue = deque(f.target for f in d.outgoing.get(node, ()) if not f.message)
     while queue:
         n = queue.popleft()
         if n in seen or n not in d.steps:
@@ -85,7 +85,7 @@ def _forward(d: ProcessDefinition, node: str) -> list[str]:
         if d.steps[n].team is not None:
             found.append(n)
             continue
-        queue.extend(f.target for f in d.outgoing.get(n, ()))
+        queue.extend(f.target for f in d.outgoing.get(n, ()) if not f.message)
     return found
 
 
@@ -136,6 +136,18 @@ def project(d: ProcessDefinition, *, hybrid: bool = False) -> Projection:
     for sid, step in d.steps.items():
         if step.team is not None:
             owner[sid] = step_owner(sid)
+    # a sub-process runs whole at one node, its team's: only that node sees the instance
+    # (its tokens, boundaries and end), whoever does the steps inside it
+    for sid, step in d.steps.items():
+        top, seen = step.parent, 0
+        while top is not None and d.steps[top].parent is not None and seen <= len(d.steps):
+            top, seen = d.steps[top].parent, seen + 1
+        if top is not None and top in owner:
+            owner[sid] = owner[top]
+    # a boundary event fires at the node running its activity: its token leaves from there
+    for sid, step in d.steps.items():
+        if step.kind is StepKind.BOUNDARY and step.attached_to in owner:
+            owner.setdefault(sid, owner[str(step.attached_to)])
     for sid in d.steps:
         if d.is_join(sid):
             after = _forward(d, sid)
@@ -149,6 +161,7 @@ def project(d: ProcessDefinition, *, hybrid: bool = False) -> Projection:
                 owner[sid] = initiator
     owner.setdefault(d.start, initiator)
 
+    _check_scopes(d, owner, refuse)
     matches = _inclusive_matches(d, refuse)
     _check_decisions(d, refuse)
     if problems:
@@ -198,7 +211,7 @@ def project(d: ProcessDefinition, *, hybrid: bool = False) -> Projection:
             sorted(
                 sid
                 for sid, s in d.steps.items()
-                if len(d.outgoing.get(sid, ())) > 1
+                if sum(1 for f in d.outgoing.get(sid, ()) if not f.message) > 1
                 and (
                     owner.get(sid) == team
                     or (s.team is None and team in _holder_teams(d, sid, owner))
@@ -357,7 +370,7 @@ def _branch_reach(
         if t in seen:
             continue
         seen.add(t)
-        out = d.outgoing.get(t, ())
+        out = tuple(f for f in d.outgoing.get(t, ()) if not f.message)  # messages are no branch
         if not out:
             leaks.append(t)
         queue.extend(out)
@@ -386,6 +399,55 @@ def _check_decisions(d: ProcessDefinition, report: Refuse) -> None:
                         "a path reaches this decision without passing them, so the deciding "
                         "team may not have that data (use a join first, or the hub)",
                     )
+
+
+def _check_scopes(d: ProcessDefinition, owner: dict[str, str], report: Refuse) -> None:
+    """What choreography cannot run without a global view of a case's scopes: a sub-process
+    no one team owns whose steps several teams do (its instance would live at several nodes),
+    event sub-processes of the whole process (they listen to the whole case), and signals
+    between teams (a broadcast reaches only the node that throws it)."""
+    for sid, step in d.steps.items():
+        if step.kind is not StepKind.SUBPROCESS or sid in owner:
+            continue
+        inner = _inner(d, sid)
+        teams = sorted({str(d.steps[i].team) for i in inner if d.steps[i].kind.is_work})
+        if len(teams) > 1 and step.parent is None:
+            report(
+                sid,
+                f"a sub-process spanning teams {', '.join(teams)} (steps "
+                f"{', '.join(sorted(i for i in inner if d.steps[i].kind.is_work))}) cannot be "
+                "choreographed: give the sub-process a team, whose node then runs it whole",
+            )
+        if step.on is not None and step.parent is None:
+            # (even with one team: a team node does not arm the process's own listeners)
+            report(
+                sid,
+                "an event sub-process of the whole process cannot be choreographed: no team's "
+                "node sees the whole case",
+            )
+    signals = [
+        s for s in d.steps.values() if s.signal and (s.throw or s.on or s.kind is StepKind.SIGNAL)
+    ]
+    holders = {owner.get(s.attached_to or s.id) or owner.get(s.parent or "") for s in signals}
+    if len(holders) > 1:
+        for s in signals:
+            report(
+                s.id,
+                f"signal {s.signal!r} is thrown or caught at more than one team's node: a "
+                "signal reaches only the node that throws it, so it cannot be choreographed",
+            )
+
+
+def _inner(d: ProcessDefinition, sub: str) -> list[str]:
+    """Every step inside a sub-process, nested ones included."""
+    out: list[str] = []
+    for sid, step in d.steps.items():
+        scope = step.parent
+        while scope is not None and scope != sub:
+            scope = d.steps[scope].parent
+        if scope == sub:
+            out.append(sid)
+    return out
 
 
 def _reachable_avoiding(d: ProcessDefinition, start: str, goal: str, avoid: set[str]) -> bool:

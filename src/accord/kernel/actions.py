@@ -80,6 +80,9 @@ class FailTask(Action):
     task_id: str = ""
     error: str = ""
     retryable: bool = True
+    # a BPMN error code: the failure is a business error, caught by the nearest error
+    # boundary or event sub-process that matches it (no retries); uncaught, an incident
+    code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,15 @@ class FireTimer(Action):
 @dataclass(frozen=True, slots=True)
 class ReceiveMessage(Action):
     """A named message for this case arrived (completes the message step waiting for it)."""
+
+    name: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveSignal(Action):
+    """A named signal reached this case: every signal catch, signal boundary and signal event
+    sub-process waiting for it now is triggered (a broadcast; none waiting is no error)."""
 
     name: str = ""
     data: dict[str, Any] = field(default_factory=dict)
@@ -275,6 +287,7 @@ AnyAction = (
     | FailTask
     | FireTimer
     | ReceiveMessage
+    | ReceiveSignal
     | PauseCase
     | ResumeCase
     | CancelCase

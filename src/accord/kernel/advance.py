@@ -13,6 +13,8 @@ settled after every other token has moved, so an inclusive join sees the whole c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from accord.errors import (
     ConflictError,
     NotFound,
@@ -37,6 +39,7 @@ from accord.kernel.actions import (
     RaiseIssue,
     ReassignTask,
     ReceiveMessage,
+    ReceiveSignal,
     RejectHandoff,
     ReleaseTask,
     RerouteCase,
@@ -48,9 +51,11 @@ from accord.kernel.actions import (
     StartTask,
 )
 from accord.kernel.choreography import _Choreography
+from accord.kernel.loops import _Loops
 from accord.kernel.negotiation import _Negotiation
 from accord.kernel.operators import _Operators
 from accord.kernel.scope import Scope
+from accord.kernel.scopes import _Scopes
 from accord.kernel.state import (
     CaseState,
     CaseStatus,
@@ -118,7 +123,7 @@ def _new_state(d: ProcessDefinition, a: StartCase) -> CaseState:
     return CaseState(a.case_id, d.key, CaseStatus.RUNNING, a.at, dict(a.data))
 
 
-class _Step(_WorkItems, _Operators, _Choreography, _Negotiation, _Tokens):
+class _Step(_WorkItems, _Operators, _Choreography, _Negotiation, _Scopes, _Loops, _Tokens):
     """Working memory for one advance() call."""
 
     def start(self) -> Transition:
@@ -130,6 +135,8 @@ class _Step(_WorkItems, _Operators, _Choreography, _Negotiation, _Tokens):
         self.decisions = dict(a.decisions)
         self.emit(EventType.CASE_STARTED, data={"data": dict(a.data)})
         start = self.d.steps[self.d.start]
+        if self.scope is None:
+            self.arm_scope(None, self.s.case_id)  # the process's timer event sub-processes
         if start.kind is StepKind.START:
             self.propagate(self.route(start.id, Token()))
         else:
@@ -143,33 +150,37 @@ class _Step(_WorkItems, _Operators, _Choreography, _Negotiation, _Tokens):
             return self.done()  # a stale timer of an ended case: harmless, as promised
         if self.s.status.ended and not isinstance(a, CompleteTask):
             raise TaskStateError(f"case {self.s.case_id} has {self.s.status.value}")
-        handler = {
-            ClaimTask: self.claim,
-            StartTask: self.start_work,
-            ReleaseTask: self.release,
-            ReassignTask: self.reassign,
-            CompleteTask: self.complete,
-            FailTask: self.fail,
-            FireTimer: self.fire_timer,
-            ReceiveMessage: self.receive,
-            PauseCase: self.pause,
-            ResumeCase: self.resume,
-            CancelCase: self.cancel,
-            RerouteCase: self.reroute,
-            RetryTask: self.retry,
-            ArriveToken: self.arrive,
-            Announce: self.announce,
-            CloseCase: self.close,
-            EndBranch: self.end_branch,
-            RejectHandoff: self.reject_handoff,
-            RaiseIssue: self.raise_issue,
-            NoteIssue: self.note_issue,
-            AnswerIssue: self.answer_issue,
-            RuleIssue: self.rule_issue,
-            IssueReply: self.issue_reply,
-            ReturnToken: self.return_token,
-        }[type(a)]
-        handler()
+        _HANDLERS[type(a)](self)
         if self.s.status in (CaseStatus.RUNNING, CaseStatus.PAUSED):
             self.settle()
         return self.done()
+
+
+# what each action does, looked up once per transition (not rebuilt as bound methods)
+_HANDLERS: dict[type, Callable[[_Step], None]] = {
+    ClaimTask: _Step.claim,
+    StartTask: _Step.start_work,
+    ReleaseTask: _Step.release,
+    ReassignTask: _Step.reassign,
+    CompleteTask: _Step.complete,
+    FailTask: _Step.fail,
+    FireTimer: _Step.fire_timer,
+    ReceiveMessage: _Step.receive,
+    ReceiveSignal: _Step.receive_signal,
+    PauseCase: _Step.pause,
+    ResumeCase: _Step.resume,
+    CancelCase: _Step.cancel,
+    RerouteCase: _Step.reroute,
+    RetryTask: _Step.retry,
+    ArriveToken: _Step.arrive,
+    Announce: _Step.announce,
+    CloseCase: _Step.close,
+    EndBranch: _Step.end_branch,
+    RejectHandoff: _Step.reject_handoff,
+    RaiseIssue: _Step.raise_issue,
+    NoteIssue: _Step.note_issue,
+    AnswerIssue: _Step.answer_issue,
+    RuleIssue: _Step.rule_issue,
+    IssueReply: _Step.issue_reply,
+    ReturnToken: _Step.return_token,
+}

@@ -17,6 +17,7 @@ from accord.kernel.actions import (
     RejectHandoff,
     ReturnToken,
 )
+from accord.kernel.graph import is_news
 from accord.kernel.state import (
     CaseStatus,
     Token,
@@ -46,7 +47,8 @@ class _Choreography(_Base):
             )
         self.require_running("take a handoff")
         check_data(a.data, "handoff data")
-        weight = _share(a.weight)
+        # a message into a message step carries news, not a share of the case
+        weight = "0" if is_news(self.d, flow) and a.weight == "0" else _share(a.weight)
         self.merge(a.data, a.versions)
         self.propagate([(flow, Token(tuple(a.origin), weight))])
 

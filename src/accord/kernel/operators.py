@@ -19,6 +19,7 @@ from accord.kernel.state import (
     Token,
 )
 from accord.kernel.stepbase import (
+    IN_FLIGHT,
     _Base,
     check_data,
 )
@@ -66,7 +67,11 @@ class _Operators(_Base):
                 self.dispatch(t)
         parked, self.s.parked = self.s.parked, []
         for node, tok in parked:
-            self.propagate(self.route(node, tok))
+            flow = self.d.flow_by_id.get(node[len(IN_FLIGHT) :]) if node[:1] == IN_FLIGHT else None
+            if flow is not None:  # stopped on its flow by the step budget (tokens.overrun)
+                self.propagate([(flow, tok)])
+            else:
+                self.propagate(self.route(node, tok))
         deferred, self.s.deferred = self.s.deferred, []
         for i, tid in enumerate(deferred):
             if self.s.status is not CaseStatus.RUNNING:
@@ -91,13 +96,45 @@ class _Operators(_Base):
             raise NotFound(f"no step {a.step!r} in {self.d.key}")
         if a.step == self.d.start and self.d.steps[a.step].kind is StepKind.START:
             raise TaskStateError("reroute to a step, not to the start event")
+        target = self.d.steps[a.step]
+        if target.parent is not None or target.kind is StepKind.BOUNDARY or target.on:
+            raise TaskStateError(
+                f"reroute to a step of the process itself: {a.step!r} "
+                + (
+                    f"is inside sub-process {target.parent!r}"
+                    if target.parent
+                    else "starts on an event"
+                )
+            )
         check_data(a.data, "reroute data")
         withdrawn = [t.step for t in self.s.active_tasks()]
+        # an interrupting event sub-process of the process took it over (its timers went):
+        # the process runs again from here, so its timer event sub-processes listen again
+        taken = any(
+            t.scope is None and self.d.steps[t.step].on is not None
+            and self.d.steps[t.step].interrupting and t.kind is StepKind.SUBPROCESS
+            for t in self.s.active_tasks()
+        )  # fmt: skip
         weight = self.held_weight()
+        # the process goes on: its timer event sub-processes still listen
+        keep = {k: v for k, v in self.s.timers.items() if v.task == self.s.case_id}
+        held = [k for k in self.s.deferred if k in keep]
+        for k in keep:
+            del self.s.timers[k]
         self.withdraw_all()
+        self.s.timers.update(keep)
+        if taken and self.scope is None:
+            self.arm_scope(None, self.s.case_id)
         self.write(a.data)
         self.s.status = CaseStatus.RUNNING
         self.emit(
             EventType.CASE_REROUTED, data={"from": withdrawn, "to": a.step, "data": dict(a.data)}
         )
         self.propagate([], enter=[(a.step, Token((), weight))])
+        for tid in held:  # fell due while the case was paused: they happen now
+            timer = self.s.timers.pop(tid, None)
+            if timer is not None and self.s.status is CaseStatus.RUNNING:
+                self._fire(timer)
+            elif timer is not None:
+                self.s.timers[tid] = timer
+                self.s.deferred.append(tid)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -55,6 +55,9 @@ class TimerKind(StrEnum):
     RETRY = "retry"
     WAIT = "wait"
     ISSUE = "issue"  # a negotiation's deadline; `task` holds the issue id
+    # a boundary timer (`task`: the activity) or an event sub-process's timer (`task`: the
+    # sub-process instance listening, or the case id at the top level); `step` says which
+    EVENT = "event"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,9 @@ class Token:
 
     origin: tuple[str, ...] = ()
     weight: str = "1"
+    # the sub-process instance (its task id) the token moves in; None at the top level.
+    # Inside a sub-process instance weights are shares of that instance, not of the case.
+    scope: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,22 @@ class Task:
     resend: str | None = None
     # waits started together by an event-based gateway: the first to happen withdraws the rest
     race: str | None = None
+    # the sub-process instance this task runs in (see Token.scope)
+    scope: str | None = None
+    # a multi-instance or loop step's run this task is one instance of (CaseState.loops), and
+    # which instance (0, 1, ...)
+    loop: str | None = None
+    instance: int = 0
+
+    def evolve(self, **changes: Any) -> Task:
+        """``dataclasses.replace(self, **changes)``, three times faster (it runs on every
+        completion): the fields are copied slot by slot, without ``__init__``."""
+        n: Task = _new(Task)
+        for name in _TASK_FIELDS:
+            _set(n, name, changes.pop(name) if name in changes else getattr(self, name))
+        if changes:
+            raise TypeError(f"Task has no field {', '.join(changes)}")
+        return n
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +131,8 @@ class Timer:
     due: float
     kind: TimerKind
     task: str
+    step: str | None = None  # EVENT timers: the boundary or event sub-process it starts
+    fired: int = 0  # EVENT cycle timers: how often it fired already
 
 
 @dataclass(slots=True)
@@ -143,34 +167,118 @@ class CaseState:
     # When each data field was last written, as [time, team, seq]: merging case data that
     # arrives from other teams keeps the newest write of each field, whatever order it comes in.
     versions: dict[str, list[Any]] = field(default_factory=dict)
+    # Messages that arrived along a message flow before their message step waited for them,
+    # oldest first, per step: each is [flow id, sending step] (see Flow.message).
+    mailbox: dict[str, list[list[str]]] = field(default_factory=dict)
+    # Multi-instance and loop steps running: per run, its step, the token it holds, how many
+    # instances there are and how many completed (see accord.kernel.loops).
+    loops: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def copy(self) -> CaseState:
-        """A copy whose containers may be changed without touching this one."""
-        return replace(
-            self,
-            tasks=dict(self.tasks),
-            joins={g: {f: list(v) for f, v in fl.items()} for g, fl in self.joins.items()},
-            timers=dict(self.timers),
-            visits=dict(self.visits),
-            parked=list(self.parked),
-            deferred=list(self.deferred),
-            expect={g: [list(x) for x in v] for g, v in self.expect.items()},
-            consumed=list(self.consumed),
-            issues={k: dict(v) for k, v in self.issues.items()},
-            versions=dict(self.versions),
-        )  # ended_weight is immutable text: replace() keeps it
+        """A copy whose containers may be changed without touching this one.
+
+        It runs on every transition, so it sets the slots directly: ``dataclasses.replace`` and
+        even ``__init__`` (22 keyword arguments, a default factory each) cost two to four times
+        as much. Nested containers that are empty are not walked. Every field must be set here:
+        ``_COPIED`` below is checked against the class when this module is imported.
+        """
+        n: CaseState = _new(CaseState)
+        n.case_id = self.case_id
+        n.process = self.process
+        n.status = self.status
+        n.started_at = self.started_at
+        n.data = self.data  # shared, as before: the kernel replaces it, never changes it
+        n.tasks = dict(self.tasks)
+        joins = self.joins
+        n.joins = (
+            {g: {f: list(v) for f, v in fl.items()} for g, fl in joins.items()} if joins else {}
+        )
+        n.timers = dict(self.timers)
+        n.visits = dict(self.visits)
+        n.parked = list(self.parked)
+        n.deferred = list(self.deferred)
+        n.incident = self.incident
+        n.seq = self.seq
+        n.counter = self.counter
+        n.ended_at = self.ended_at
+        expect = self.expect
+        n.expect = {g: [list(x) for x in v] for g, v in expect.items()} if expect else {}
+        n.consumed = list(self.consumed)
+        n.ended_weight = self.ended_weight  # immutable text
+        issues = self.issues
+        n.issues = {k: dict(v) for k, v in issues.items()} if issues else {}
+        n.versions = dict(self.versions)
+        mailbox = self.mailbox
+        n.mailbox = {k: [list(m) for m in v] for k, v in mailbox.items()} if mailbox else {}
+        loops = self.loops
+        n.loops = (
+            {k: {**v, "outputs": list(v.get("outputs", []))} for k, v in loops.items()}
+            if loops
+            else {}
+        )
+        return n
 
     def active_tasks(self) -> list[Task]:
         """Tasks that still hold a token, in creation order."""
         return [t for t in self.tasks.values() if t.status in ACTIVE]
 
     def to_json(self) -> bytes:
-        """Serialise for a store (see :func:`state_from_json`)."""
-        return orjson.dumps(self)
+        """Serialise for a store (see :func:`state_from_json`).
+
+        The same bytes as ``orjson.dumps(self)``, but each task's JSON is remembered (see
+        :func:`_task_json`): a case is written on every transition, and most of its tasks are
+        the very objects the previous write serialised.
+        """
+        tasks = self.tasks
+        if not tasks:
+            return orjson.dumps(self)
+        if self.status.ended:
+            # no transition follows (or hardly any): let go of its tasks' JSON
+            for tid in tasks:
+                _TASK_JSON.pop(tid, None)
+            return orjson.dumps(self)
+        doc = {name: getattr(self, name) for name in _FIELD_NAMES}
+        doc["tasks"] = {tid: _task_json(t) for tid, t in tasks.items()}
+        return orjson.dumps(doc)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form, for APIs."""
         return asdict(self)
+
+
+_new = object.__new__
+_set = object.__setattr__  # (Task is frozen)
+_TASK_FIELDS = tuple(f.name for f in fields(Task))
+# the fields CaseState.copy() sets: a field added to CaseState must be copied there too
+_COPIED = frozenset((
+    "case_id", "process", "status", "started_at", "data", "tasks", "joins", "timers", "visits",
+    "parked", "deferred", "incident", "seq", "counter", "ended_at", "expect", "consumed",
+    "ended_weight", "issues", "versions", "mailbox", "loops",
+))  # fmt: skip
+if {f.name for f in fields(CaseState)} != _COPIED:
+    raise TypeError("CaseState.copy() does not set exactly the fields of CaseState")
+_FIELD_NAMES = tuple(f.name for f in fields(CaseState))  # in order, as orjson writes them
+
+# The JSON of the tasks of open cases, by task id. Tasks are never changed, only replaced, so a
+# task's JSON is that of the object: an entry holds the task itself and is used for that very
+# object only (a replaced task's entry is overwritten; an ended case's entries are dropped, see
+# CaseState.to_json). So it holds about one entry per task of each open case, as the engine's
+# case cache does, and it is cleared when full (a dict's clear is atomic: threads may share it).
+_TASK_JSON: dict[str, tuple[Task, orjson.Fragment]] = {}
+_TASK_JSON_MAX = 20_000  # as many cases as the engine caches, at one task each
+
+
+def _task_json(t: Task) -> orjson.Fragment:
+    hit = _TASK_JSON.get(t.id)
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    # as text: the bytes orjson returns keep its whole output buffer (about 8 KB, whatever
+    # the length; tracemalloc shows it), the text is the JSON's own size
+    frag = orjson.Fragment(orjson.dumps(t).decode())
+    if len(_TASK_JSON) >= _TASK_JSON_MAX:
+        _TASK_JSON.clear()
+    _TASK_JSON[t.id] = (t, frag)
+    return frag
 
 
 def state_from_json(raw: bytes | str) -> CaseState:
@@ -183,7 +291,10 @@ def state_from_json(raw: bytes | str) -> CaseState:
         t["origin"] = tuple(t["origin"])
         tasks[tid] = Task(**t)
     timers = {
-        k: Timer(v["id"], v["due"], TimerKind(v["kind"]), v["task"]) for k, v in d["timers"].items()
+        k: Timer(
+            v["id"], v["due"], TimerKind(v["kind"]), v["task"], v.get("step"), v.get("fired", 0)
+        )
+        for k, v in d["timers"].items()
     }
     joins = {
         g: {f: [_token(t) for t in toks] for f, toks in fl.items()} for g, fl in d["joins"].items()
@@ -209,8 +320,10 @@ def state_from_json(raw: bytes | str) -> CaseState:
         ended_weight=d.get("ended_weight") or "0",
         issues=d.get("issues") or {},
         versions=d.get("versions") or {},
+        mailbox=d.get("mailbox") or {},
+        loops=d.get("loops") or {},
     )
 
 
 def _token(raw: dict[str, Any]) -> Token:
-    return Token(tuple(raw["origin"]), raw["weight"])
+    return Token(tuple(raw["origin"]), raw["weight"], raw.get("scope"))

@@ -47,10 +47,18 @@ from accord.kernel.state import (
 from accord.model.types import (
     Flow,
     ProcessDefinition,
+    Step,
     StepKind,
 )
 
 Move = tuple[Flow, Token]
+STEP_BUDGET = 10_000
+"""At most this much work in one advance(), counted in token moves (a signal counts a tenth of a
+move per catcher it looks at; each instance a multi-instance step starts adds to the budget): a
+model that goes round without waiting (a cycle of gateways and throws, an event sub-process
+that re-throws its own trigger) raises an incident instead of running for ever."""
+IN_FLIGHT = "\u2192"
+"""A parked token stopped on a flow by the step budget is kept as (IN_FLIGHT + flow id, token)."""
 ISSUE_ACTIONS = ("rework", "waive", "cancel")
 # what a team node may first hear of a case through
 _OPENS_A_CASE_HERE = (ArriveToken, Announce, RejectHandoff, NoteIssue)
@@ -90,11 +98,18 @@ class _Incident(Exception):
 
 def digest(data: dict[str, Any]) -> str:
     """A stable fingerprint of completion data, used to recognise a repeated completion."""
+    if not data:
+        return _EMPTY_DIGEST  # most completions carry no data: the same hash every time
     return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:20]
+
+
+_EMPTY_DIGEST = hashlib.sha256(orjson.dumps({}, option=orjson.OPT_SORT_KEYS)).hexdigest()[:20]
 
 
 def _share(weight: str) -> str:
     """A token's weight from a message: a fraction in (0, 1], else the message is refused."""
+    if weight == "1":
+        return weight  # the whole case, by far the most common: no Fraction needed
     try:
         w = Fraction(weight)
     except (ValueError, ZeroDivisionError, TypeError):
@@ -106,6 +121,8 @@ def _share(weight: str) -> str:
 
 def check_data(data: Any, what: str) -> None:
     """Case data must survive the store unchanged: JSON values, finite numbers, text keys."""
+    if type(data) is dict and not data:
+        return  # nothing to check (most completions and handoffs carry no data)
     try:
         raw = orjson.dumps(data)
     except TypeError as exc:
@@ -131,6 +148,14 @@ class _Base:
         self.commands: list[Command] = []
         self.decisions: dict[str, list[str]] = {}
         self.terminated = False
+        # sub-process instances withdrawn in this transition ("" for the process itself):
+        # their tokens still in flight stop where they are
+        self.dead_scopes: set[str] = set()
+        self.moving: deque[Move] | None = None  # the tokens propagate() is moving now
+        self.step_budget = STEP_BUDGET
+        self.budget = STEP_BUDGET  # token moves left in this transition (see _Tokens.overrun)
+        self.overran = False
+        self.recent: deque[str] = deque(maxlen=1000)  # the steps entered last
 
     def emit(
         self,
@@ -143,9 +168,10 @@ class _Base:
         actor: str | None = None,
     ) -> None:
         self.s.seq += 1
-        eid = f"{self.s.case_id}#{self.s.seq}"
         if self.scope is not None:
             eid = f"{self.s.case_id}#{self.scope.team}#{self.s.seq}"  # each team numbers its own
+        else:
+            eid = f"{self.s.case_id}#{self.s.seq}"
         if actor is None and (etype in _DIRECT or not self.events):
             actor = self.a.actor
         self.events.append(
@@ -238,10 +264,17 @@ class _Base:
         """The share of the case whose tokens are here (all of it, unless choreographed)."""
         if self.scope is None:
             return "1"
-        total = sum((Fraction(t.weight) for t in self.s.active_tasks()), Fraction(0))
+        # tokens inside a sub-process instance carry shares of it, not of the case: its task
+        # holds the instance's share
+        total = sum(
+            (Fraction(t.weight) for t in self.s.active_tasks() if t.scope is None), Fraction(0)
+        )
         for slots in self.s.joins.values():
-            total += sum((Fraction(t.weight) for toks in slots.values() for t in toks), Fraction(0))
-        total += sum((Fraction(t.weight) for _, t in self.s.parked), Fraction(0))
+            total += sum(
+                (Fraction(t.weight) for toks in slots.values() for t in toks if t.scope is None),
+                Fraction(0),
+            )
+        total += sum((Fraction(t.weight) for _, t in self.s.parked if t.scope is None), Fraction(0))
         return str(total)
 
     def withdraw_all(self) -> None:
@@ -253,6 +286,8 @@ class _Base:
             del self.s.timers[tid]
             self.commands.append(CancelTimer(tid))
         self.s.joins.clear()
+        self.s.mailbox.clear()
+        self.s.loops.clear()
         self.s.parked.clear()
         self.s.deferred.clear()
         self.s.incident = None
@@ -359,6 +394,12 @@ class _Base:
 
         def route(self, node: str, tok: Token) -> list[Move]: ...
 
+        def implicit_end(self, node: str, tok: Token) -> None: ...
+
+        def post(self, flow: Flow, tok: Token) -> None: ...
+
+        def deliver(self) -> bool: ...
+
         def decide(self, node: str) -> list[Flow]: ...
 
         def announcement(self, node: str, taken: list[Flow]) -> dict[str, Any] | None: ...
@@ -385,10 +426,59 @@ class _Base:
 
         def inclusive_ready(self, gid: str, slots: dict[str, list[Token]]) -> bool: ...
 
-        def create_task(self, node: str, tok: Token, resend: str | None = None) -> None: ...
+        def create_task(
+            self,
+            node: str,
+            tok: Token,
+            resend: str | None = None,
+            race: str | None = None,
+            *,
+            loop: str | None = None,
+            instance: int = 0,
+        ) -> Task: ...
+
+        def begin_loop(self, node: str, tok: Token) -> list[Move]: ...
+
+        def resume_loop(self, node: str, tok: Token) -> list[Move] | None: ...
+
+        def instance_vars(self, run: str, instance: int) -> dict[str, Any]: ...
+
+        def instance_of(self, t: Task) -> dict[str, Any]: ...
+
+        def loop_done(self, run: str, instance: int, data: dict[str, Any]) -> list[Move] | None: ...
+
+        def enter_subprocess(self, task: Task, work: deque[Move]) -> None: ...
+
+        def arm(self, t: Task) -> None: ...
+
+        def arm_scope(self, scope_step: str | None, owner: str) -> None: ...
+
+        def close_scopes(self, work: deque[Move]) -> bool: ...
+
+        def withdraw_scope(self, scope_id: str, reason: str) -> None: ...
+
+        def forget_mail(self, top: bool = False) -> None: ...
+
+        def throw(self, step: Step, tok: Token) -> None: ...
+
+        def fire_event_timer(self, timer: Timer) -> None: ...
+
+        def fail_with_code(self, t: Task, code: str, error: str) -> bool: ...
+
+        def receive_by_event(self, name: str, data: dict[str, Any]) -> bool: ...
+
+        def receive_signal(self) -> None: ...
+
+        def fire_boundary(self, b: Step, t: Task, data: dict[str, Any] | None = None) -> None: ...
+
+        def start_event_sub(
+            self, sub: Step, scope: str | None, data: dict[str, Any] | None
+        ) -> None: ...
 
         def dispatch(self, t: Task) -> None: ...
 
         def offer(self, t: Task) -> None: ...
+
+        def running_scopes(self) -> list[tuple[str | None, str | None]]: ...
 
         def settle(self) -> None: ...

@@ -16,7 +16,7 @@ from accord.kernel.commands import (
     OfferTask,
     RunHandler,
 )
-from accord.kernel.graph import graph_of
+from accord.kernel.graph import graph_of, is_news
 from accord.kernel.scope import HUB
 from accord.kernel.state import (
     ACTIVE,
@@ -27,12 +27,14 @@ from accord.kernel.state import (
     Token,
 )
 from accord.kernel.stepbase import (
+    IN_FLIGHT,
     Move,
     _Base,
     _Incident,
 )
 from accord.model.types import (
     Flow,
+    Step,
     StepKind,
 )
 
@@ -43,19 +45,61 @@ class _Tokens(_Base):
     def route(self, node: str, tok: Token) -> list[Move]:
         """Choose the flows a token leaving ``node`` takes (splitting its weight between them);
         park it on an incident."""
+        step = self.d.steps[node]
+        if (step.multi is not None or step.loop is not None) and self.s.loops:
+            again = self.resume_loop(node, tok)  # parked before the step: start its run now
+            if again is not None:
+                return again
         try:
             flows = self.decide(node)
         except _Incident as inc:
             self.s.parked.append((node, tok))
             self.incident({"step": node, "error": inc.message})
             return []
+        # message flows are taken whatever was decided: one into a message step is only news
+        # (no share of the case), one anywhere else starts a path there (a share, like a split)
+        notes: list[Flow] = []
+        for f in self.d.outgoing.get(node, ()):
+            if f.message:
+                (notes if is_news(self.d, f) else flows).append(f)
+        if not flows and self.d.steps[node].kind is not StepKind.END:
+            self.implicit_end(node, tok)
         if len(flows) == 1:
-            return [(flows[0], tok)]
-        share = str(Fraction(tok.weight) / len(flows)) if flows else tok.weight
-        return [(f, Token(tok.origin, share)) for f in flows]
+            moves = [(flows[0], tok)]
+        else:
+            share = str(Fraction(tok.weight) / len(flows)) if flows else tok.weight
+            moves = [(f, Token(tok.origin, share, tok.scope)) for f in flows]
+        return moves + [(f, Token(tok.origin, "0")) for f in notes]
+
+    def implicit_end(self, node: str, tok: Token) -> None:
+        """BPMN: a node without outgoing flows ends its token there. A team node reports the
+        share that ended, as at an end step, so the initiating team's ledger still adds up."""
+        if self.scope is None or tok.scope is not None:
+            return
+        self.emit(
+            EventType.BRANCH_ENDED,
+            step=node,
+            team=self.scope.team,
+            data={"weight": tok.weight, "terminate": False},
+        )
+        if self.scope.keeps_ledger:
+            self.tally(tok.weight, False)
+
+    def task_data(self, t: Task) -> dict[str, Any]:
+        """What a handler sees: the case data, and an instance's own variables."""
+        return {**self.s.data, **self.instance_of(t).get("instance", {})}
+
+    def instance_of(self, t: Task) -> dict[str, Any]:
+        """``{"instance": {...}}`` for a task of a multi-instance or loop run, or inside a
+        sub-process instance of one (its variables: the item, ``loopCounter``, ...)."""
+        if t.loop is None and t.scope is not None and t.scope in self.s.tasks:
+            t = self.s.tasks[t.scope]
+        if t.loop is None:
+            return {}
+        return {"instance": self.instance_vars(t.loop, t.instance)}
 
     def decide(self, node: str) -> list[Flow]:
-        out = self.d.outgoing.get(node, ())
+        out = tuple(f for f in self.d.outgoing.get(node, ()) if not f.message)
         if not out:
             return []
         step = self.d.steps[node]
@@ -135,27 +179,132 @@ class _Tokens(_Base):
 
     def propagate(self, flows: list[Move], enter: list[tuple[str, Token]] | None = None) -> None:
         """Move tokens until every one rests at a task, a join, an incident or an end -- or,
-        for a team node, leaves the team as a handoff."""
+        for a team node, leaves the team as a handoff.
+
+        Called again while it moves tokens (a boundary event or a signal caught on the way),
+        it hands the new tokens to the moves under way instead of starting a second loop."""
+        if self.moving is not None:
+            self.moving.extend(flows)
+            for node, tok in enter or ():
+                self.enter(node, tok, self.moving)
+            return
         work: deque[Move] = deque(flows)
-        for node, tok in enter or ():
-            self.enter(node, tok, work)
+        self.moving = work
+        try:
+            for node, tok in enter or ():
+                self.enter(node, tok, work)
+            self._move(work)
+        finally:
+            self.moving = None
+
+    def _move(self, work: deque[Move]) -> None:
         while True:
             while work and not self.terminated:
+                if self.overrun(work):
+                    return
                 flow, tok = work.popleft()
+                if self.dead_scopes and (tok.scope or "") in self.dead_scopes:
+                    continue  # its sub-process instance (or the process) was interrupted
                 if self.scope is not None and self.scope.elsewhere(
                     flow.target, self.owner_of(flow.target, self.s.data)
                 ):
                     self.hand_off(flow, tok)
+                elif is_news(self.d, flow):
+                    self.post(flow, tok)
+                elif flow.message:
+                    self.enter(flow.target, tok, work)  # a message starts a path; never joins
                 elif self.d.is_join(flow.target):
+                    self.recent.append(flow.target)
                     slots = self.s.joins.setdefault(flow.target, {})
                     slots.setdefault(flow.id, []).append(tok)
                 else:
                     self.enter(flow.target, tok, work)
-            if self.terminated or not self.fire_joins(work):
+            if self.terminated or self.overrun(work):
                 return
+            if self.deliver():
+                continue  # the message step's moves were added to ``work``
+            if not (self.fire_joins(work) or self.close_scopes(work)):
+                return
+
+    def overrun(self, work: deque[Move]) -> bool:
+        """Count one move against the transition's budget (stepbase.STEP_BUDGET). When it is
+        spent, the process went round without waiting: the tokens in flight are parked on their
+        flows and the case pauses with an incident naming the steps that went round; resuming
+        (with the data corrected) moves them on again."""
+        self.budget -= 1
+        if self.budget > 0:
+            return False
+        for flow, tok in work:
+            self.s.parked.append((IN_FLIGHT + flow.id, tok))
+        work.clear()
+        if not self.overran:  # once per transition
+            self.overran = True
+            steps = sorted(set(self.recent))
+            self.incident(
+                {
+                    "error": f"the process went round without waiting ({', '.join(steps)}): "
+                    f"more than {self.step_budget} moves in one transition",
+                    "steps": steps,
+                }
+            )
+        return True
+
+    def post(self, flow: Flow, tok: Token) -> None:
+        """A message along a message flow: kept for its message step until it waits for it."""
+        senders = [o for o in tok.origin if o in self.d.steps]
+        sender = senders[-1] if senders else flow.source
+        target = self.d.steps[flow.target]
+        if target.kind is StepKind.BOUNDARY:
+            # a message boundary listens only while its activity runs: caught now, or lost
+            for t in self.s.active_tasks():
+                if t.step == target.attached_to:
+                    self.emit(
+                        EventType.MESSAGE_RECEIVED,
+                        step=target.id,
+                        task=t.id,
+                        data={"name": target.message, "data": {}, "flow": flow.id,
+                              "from_step": sender},
+                    )  # fmt: skip
+                    self.fire_boundary(target, t)
+                    return
+            return
+        self.s.mailbox.setdefault(flow.target, []).append([flow.id, sender])
+
+    def deliver(self) -> bool:
+        """A message step that waits while its mailbox holds a message takes the oldest one and
+        moves on (once; the caller asks again). Called when no token is in flight."""
+        for node in list(self.s.mailbox):
+            waiting = [
+                t
+                for t in self.s.tasks.values()
+                if t.step == node and t.status is TaskStatus.WAITING and t.kind is StepKind.MESSAGE
+            ]
+            if not waiting:
+                continue
+            box = self.s.mailbox[node]
+            self.budget -= len(self.s.tasks) // 10  # the work of looking (see overrun)
+            flow_id, sender = box.pop(0)
+            if not box:
+                del self.s.mailbox[node]
+            t = waiting[0]
+            self.emit(
+                EventType.MESSAGE_RECEIVED,
+                step=node,
+                task=t.id,
+                data={
+                    "name": self.d.steps[node].message,
+                    "data": {},
+                    "flow": flow_id,
+                    "from_step": sender,
+                },
+            )
+            self.finish(t, {})
+            return True
+        return False
 
     def enter(self, node: str, tok: Token, work: deque[Move]) -> None:
         step = self.d.steps[node]
+        self.recent.append(node)
         if step.kind is StepKind.EVENT_GATEWAY:
             # wait for every event at once; the first that happens wins (see finish())
             self.s.counter += 1
@@ -164,10 +313,27 @@ class _Tokens(_Base):
             self.gateway_decided(node, list(targets))
             share = str(Fraction(tok.weight) / max(len(targets), 1))
             for f in targets:
-                self.create_task(f.target, Token(tok.origin, share), race=race)
-        elif step.kind.is_gateway or step.kind is StepKind.START:
+                self.create_task(f.target, Token(tok.origin, share, tok.scope), race=race)
+        elif step.kind.is_gateway or step.kind in (StepKind.START, StepKind.BOUNDARY):
             work.extend(self.route(node, tok))
+        elif step.multi is not None or step.loop is not None:
+            work.extend(self.begin_loop(node, tok))  # several runs for one token (loops.py)
+        elif step.kind is StepKind.SUBPROCESS:
+            self.enter_subprocess(self.create_task(node, tok), work)
+        elif step.kind is StepKind.THROW:
+            self.throw(step, tok)
+            if (tok.scope or "") not in self.dead_scopes:  # unless its catcher interrupted it
+                work.extend(self.route(node, tok))
+        elif step.kind is StepKind.END and tok.scope is not None:
+            # the end of a path inside a sub-process instance: the instance completes when
+            # no token is left in it (see close_scopes); a terminate end ends the instance
+            if step.throw is not None:
+                self.throw(step, tok)
+            if step.terminate:
+                self.withdraw_scope(tok.scope, f"{node} (terminate)")
         elif step.kind is StepKind.END:
+            if step.throw is not None:
+                self.throw(step, tok)
             if self.scope is not None:
                 # a team cannot see the whole case: it reports the share of it that ended here
                 self.emit(
@@ -209,28 +375,37 @@ class _Tokens(_Base):
 
     def fire_joins(self, work: deque[Move]) -> bool:
         """Fire the first join that can fire, once. The caller moves its token on before asking
-        again, so no inclusive join is judged while another join's output is still in flight."""
+        again, so no inclusive join is judged while another join's output is still in flight.
+        Tokens of different sub-process instances never meet at a join."""
         for gid in list(self.s.joins):
             slots = self.s.joins[gid]
             incoming = self.d.incoming[gid]
-            taking: list[str] = []
-            if self.d.steps[gid].kind is StepKind.PARALLEL:
-                if all(slots.get(f.id) for f in incoming):
-                    taking = [f.id for f in incoming]
-            elif self.scope is not None:
-                taking = self.announced(gid, slots)
-            elif any(slots.get(f.id) for f in incoming) and self.inclusive_ready(gid, slots):
-                taking = [f.id for f in incoming if slots.get(f.id)]
-            taken = [slots[fid].pop(0) for fid in taking]
-            for fid in [k for k, v in slots.items() if not v]:
-                del slots[fid]
-            if not slots:
-                del self.s.joins[gid]
-            if taken:
-                origin = tuple(dict.fromkeys(o for t in taken for o in t.origin))
-                weight = str(sum((Fraction(t.weight) for t in taken), Fraction(0)))
-                work.extend(self.route(gid, Token(origin, weight)))
-                return True
+            scopes = list(dict.fromkeys(t.scope for toks in slots.values() for t in toks))
+            for sc in scopes:
+                view = slots
+                if len(scopes) > 1:
+                    view = {f: [t for t in v if t.scope == sc] for f, v in slots.items()}
+                    view = {f: v for f, v in view.items() if v}
+                taking: list[str] = []
+                if self.d.steps[gid].kind is StepKind.PARALLEL:
+                    if all(view.get(f.id) for f in incoming):
+                        taking = [f.id for f in incoming]
+                elif self.scope is not None:
+                    taking = self.announced(gid, view)
+                elif any(view.get(f.id) for f in incoming) and self.inclusive_ready(gid, view):
+                    taking = [f.id for f in incoming if view.get(f.id)]
+                taken = [view[fid][0] for fid in taking]
+                for fid, tok in zip(taking, taken, strict=True):
+                    slots[fid].remove(tok)
+                for fid in [k for k, v in slots.items() if not v]:
+                    del slots[fid]
+                if not slots:
+                    del self.s.joins[gid]
+                if taken:
+                    origin = tuple(dict.fromkeys(o for t in taken for o in t.origin))
+                    weight = str(sum((Fraction(t.weight) for t in taken), Fraction(0)))
+                    work.extend(self.route(gid, Token(origin, weight, sc)))
+                    return True
         return False
 
     def announced(self, gid: str, slots: dict[str, list[Token]]) -> list[str]:
@@ -244,13 +419,27 @@ class _Tokens(_Base):
             del self.s.expect[gid]
         return flows
 
+    def parked_at(self, node: str) -> str:
+        """Where a parked token is: its step, or the step its flow leads to (IN_FLIGHT)."""
+        if node.startswith(IN_FLIGHT):
+            flow = self.d.flow_by_id.get(node[len(IN_FLIGHT) :])
+            return flow.target if flow is not None else node
+        return node
+
     def inclusive_ready(self, gid: str, slots: dict[str, list[Token]]) -> bool:
         """BPMN 2.0.2, 13.4.3: the join fires when, for each empty incoming flow, no token has
         a path to it -- except a path through the join itself, or one that passes a node from
         which a flow that already holds a token can be reached."""
-        positions = {t.step for t in self.s.tasks.values() if t.status in ACTIVE}
-        positions.update(g for g, fl in self.s.joins.items() if g != gid and any(fl.values()))
-        positions.update(node for node, _ in self.s.parked)
+        # only tokens of the join's own scope instance can reach it (a sub-process instance's
+        # task stands for every token inside it)
+        sc = next((t.scope for toks in slots.values() for t in toks), None)
+        positions = {t.step for t in self.s.active_tasks() if t.scope == sc}
+        positions.update(
+            g
+            for g, fl in self.s.joins.items()
+            if g != gid and any(t.scope == sc for v in fl.values() for t in v)
+        )
+        positions.update(self.parked_at(node) for node, tok in self.s.parked if tok.scope == sc)
         if not positions:
             return True
         g = graph_of(self.d)
@@ -276,8 +465,15 @@ class _Tokens(_Base):
         return True
 
     def create_task(
-        self, node: str, tok: Token, resend: str | None = None, race: str | None = None
-    ) -> None:
+        self,
+        node: str,
+        tok: Token,
+        resend: str | None = None,
+        race: str | None = None,
+        *,
+        loop: str | None = None,
+        instance: int = 0,
+    ) -> Task:
         step = self.d.steps[node]
         visit = self.s.visits.get(node, 0) + 1
         self.s.visits[node] = visit
@@ -307,7 +503,8 @@ class _Tokens(_Base):
                         "to_team": step.team,
                     },
                 )
-        status = TaskStatus.WAITING if step.kind.is_wait else TaskStatus.READY
+        waits = step.kind.is_wait or step.kind is StepKind.SUBPROCESS
+        status = TaskStatus.WAITING if waits else TaskStatus.READY
         task = self.put(
             Task(
                 tid,
@@ -322,6 +519,9 @@ class _Tokens(_Base):
                 weight=tok.weight,
                 resend=resend,
                 race=race,
+                scope=tok.scope,
+                loop=loop,
+                instance=instance,
             )
         )
         inputs = {k: self.s.data[k] for k in step.inputs if k in self.s.data}
@@ -330,20 +530,30 @@ class _Tokens(_Base):
             step=node,
             team=step.team,
             task=tid,
-            data={"attempt": 1, "hub": hub, "kind": step.kind.value, "input": inputs},
+            data={
+                "attempt": 1,
+                "hub": hub,
+                "kind": step.kind.value,
+                "input": inputs,
+                **self.instance_of(task),
+            },
         )
-        if step.kind is StepKind.TIMER and step.wait is not None:
-            self.schedule(TimerKind.WAIT, tid, self.at + step.wait)
-            return
+        self.arm(task)
+        if step.kind is StepKind.TIMER and (step.wait is not None or step.date is not None):
+            # a date already past is due at once (as a boundary's date is: scopes.py)
+            due = self.at + step.wait if step.wait is not None else max(self.at, step.date or 0)
+            self.schedule(TimerKind.WAIT, tid, due)
+            return task
         if step.sla is not None and step.kind.is_work:
             self.schedule(TimerKind.SLA, tid, self.at + step.sla)
         self.dispatch(task)
+        return task
 
     def dispatch(self, t: Task) -> None:
         step = self.d.steps[t.step]
         if t.kind is StepKind.AUTOMATED and step.handler:
             self.commands.append(
-                RunHandler(t.id, t.step, step.handler, t.id, t.attempt, dict(self.s.data))
+                RunHandler(t.id, t.step, step.handler, t.id, t.attempt, self.task_data(t))
             )
         elif t.kind.is_work:
             self.offer(t)
@@ -351,18 +561,77 @@ class _Tokens(_Base):
     def offer(self, t: Task) -> None:
         self.commands.append(OfferTask(t.id, t.step, t.team, t.role, t.hub))
 
+    def release_armed(self) -> bool:
+        """With no open work left and tokens waiting at joins: can an event still armed bring a
+        token to one of those joins, or withdraw one? A message or signal boundary of an open
+        sub-process instance, or one whose timer is set; an event sub-process listening in the
+        join's scope or around it. An interrupting one withdraws every join inside its
+        sub-process (or scope); a non-interrupting boundary counts when its path can reach an
+        empty incoming flow of a join. A negotiation's deadline counts too. What the work such
+        an event starts might throw in turn is not followed."""
+        if any(tm.kind is TimerKind.ISSUE for tm in self.s.timers.values()):
+            return True
+        g = graph_of(self.d)
+        stuck: list[tuple[str, str | None, set[str]]] = []  # join, its scope, empty flows
+        for gid, slots in self.s.joins.items():
+            for sc in dict.fromkeys(t.scope for toks in slots.values() for t in toks):
+                filled = {f for f, toks in slots.items() if any(t.scope == sc for t in toks)}
+                stuck.append((gid, sc, {f.id for f in self.d.incoming[gid]} - filled))
+
+        def inside(outer: str | None, sc: str | None) -> bool:
+            while sc is not None:
+                if sc == outer:
+                    return True
+                sc = self.s.tasks[sc].scope if sc in self.s.tasks else None
+            return outer is None
+
+        def armed(event: Step, owner: str) -> bool:
+            if event.on in ("message", "signal"):
+                return True
+            return event.on == "timer" and any(
+                tm.task == owner and tm.step == event.id for tm in self.s.timers.values()
+            )
+
+        for t in self.s.active_tasks():  # sub-process instances only, here
+            for b in g.boundaries.get(t.step, ()):
+                if not armed(b, t.loop or t.id):
+                    continue
+                if b.interrupting and any(inside(t.id, sc) for _, sc, _ in stuck):
+                    return True
+                if any(
+                    sc == t.scope and any(b.id in g.upstream[gid][f] for f in empty)
+                    for gid, sc, empty in stuck
+                ):
+                    return True
+        for scope, scope_step in self.running_scopes():
+            for sub in g.event_subs.get(scope_step, ()):
+                if (
+                    sub.interrupting
+                    and armed(sub, scope or self.s.case_id)
+                    and any(inside(scope, sc) for _, sc, _ in stuck)
+                ):
+                    return True
+        return False
+
     def settle(self) -> None:
         """End the case when nothing is left to do; report a join that can never fire."""
         if self.s.status.ended or self.scope is not None:
             return  # a team sees only its part: the case ends when every branch.ended adds up
-        if any(t.status in ACTIVE for t in self.s.tasks.values()) or self.s.parked:
-            return
+        active = [t for t in self.s.tasks.values() if t.status in ACTIVE]
+        if self.s.parked or any(t.kind is not StepKind.SUBPROCESS for t in active):
+            return  # open work: no verdict while it can still move a token
+        # only sub-process instances are open, and they hold tokens at joins alone: those joins
+        # are stuck unless an event still armed can release one (release_armed)
         if self.s.joins and not self.terminated:
+            if self.release_armed():
+                return
             if self.s.incident is None:
                 stuck = {g: sorted(fl) for g, fl in self.s.joins.items()}
                 self.incident(
                     {"error": f"deadlock: joins {stuck} wait for tokens that cannot come"}
                 )
+            return
+        if active:
             return
         for tid in list(self.s.timers):
             del self.s.timers[tid]

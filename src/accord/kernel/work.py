@@ -24,6 +24,7 @@ from accord.kernel.actions import (
     RetryTask,
     StartTask,
 )
+from accord.kernel.commands import CancelTimer
 from accord.kernel.graph import graph_of
 from accord.kernel.state import (
     ACTIVE,
@@ -157,6 +158,10 @@ class _WorkItems(_Base):
             raise TaskStateError(f"task {t.id} failed; an operator must retry or reroute it")
         if t.kind.is_wait:
             raise TaskStateError(f"task {t.id} waits for a {t.kind.value}; it completes by itself")
+        if t.kind is StepKind.SUBPROCESS:
+            raise TaskStateError(
+                f"task {t.id} is a sub-process; it completes when no token is left inside it"
+            )
         self.require_running("complete a task")
         self._check_holder(t, "complete")
         self.check_output(t, a.data)
@@ -200,7 +205,7 @@ class _WorkItems(_Base):
     def finish(self, t: Task, data: dict[str, Any]) -> None:
         """Complete a task and move its token on."""
         self.cancel_timers(t.id)
-        self.put(replace(t, status=TaskStatus.COMPLETED, ended_at=self.at, digest=digest(data)))
+        self.put(t.evolve(status=TaskStatus.COMPLETED, ended_at=self.at, digest=digest(data)))
         self.write(data)
         began = t.started_at if t.started_at is not None else t.claimed_at
         work_s = self.at - (began if began is not None else t.ready_at)
@@ -212,6 +217,11 @@ class _WorkItems(_Base):
             data={"data": data, "attempt": t.attempt, "work_s": work_s},
             actor=self.a.actor or t.assignee,
         )
+        if t.loop is not None and t.loop in self.s.loops:
+            moves = self.loop_done(t.loop, t.instance, data)  # one instance of several
+            if moves is not None:
+                self.propagate(moves)
+            return
         weight = t.weight
         if t.race is not None:
             # an event-based gateway's race: this event won; the other waits are withdrawn in
@@ -232,9 +242,9 @@ class _WorkItems(_Base):
         origin = (t.step,) if t.team is not None else t.origin
         if t.resend is not None:
             # corrected after a refused handoff: send it again on that flow only
-            self.propagate([(self.d.flow_by_id[t.resend], Token(origin, weight))])
+            self.propagate([(self.d.flow_by_id[t.resend], Token(origin, weight, t.scope))])
             return
-        self.propagate(self.route(t.step, Token(origin, weight)))
+        self.propagate(self.route(t.step, Token(origin, weight, t.scope)))
 
     def fail(self) -> None:
         a = self.a
@@ -245,7 +255,8 @@ class _WorkItems(_Base):
         self.require_running("fail a task")
         self._check_holder(t, "fail")
         step = self.d.steps[t.step]
-        retry = a.retryable and t.attempt < step.retry.max_attempts
+        # a BPMN error (with a code) is a business outcome, not a fault: no retries
+        retry = a.retryable and t.attempt < step.retry.max_attempts and not a.code
         if retry:
             due = self.at + step.retry.delay(t.attempt)
             self.put(replace(t, status=TaskStatus.WAITING, error=a.error, assignee=None))
@@ -258,25 +269,39 @@ class _WorkItems(_Base):
             )
             self.schedule(TimerKind.RETRY, t.id, due)
             return
-        self.cancel_timers(t.id)
         failed = self.put(replace(t, status=TaskStatus.FAILED, error=a.error, ended_at=self.at))
         self.emit(
             EventType.TASK_FAILED,
             step=t.step,
             team=t.team,
             task=t.id,
-            data={"error": a.error, "attempt": t.attempt, "retry_at": None},
+            data={
+                "error": a.error,
+                "attempt": t.attempt,
+                "retry_at": None,
+                **({"code": a.code} if a.code else {}),
+            },
         )
+        if a.code and self.fail_with_code(failed, a.code, a.error):
+            return  # caught: an error boundary or event sub-process took it
         if step.on_error.action is ErrorAction.REROUTE and step.on_error.to:
+            self.cancel_timers(t.id)
             self.put(replace(failed, status=TaskStatus.CANCELLED))
             self.emit(
                 EventType.CASE_REROUTED,
                 step=t.step,
                 data={"from": [t.step], "to": step.on_error.to, "reason": a.error},
             )
-            self.propagate([], enter=[(step.on_error.to, Token((t.step,), t.weight))])
+            self.propagate([], enter=[(step.on_error.to, Token((t.step,), t.weight, t.scope))])
         else:
-            self.incident({"task": t.id, "step": t.step, "error": a.error})
+            # the activity has not ended (an operator retries it, reroutes or cancels the
+            # case): its boundary timers still watch it; its SLA restarts with a retry
+            for tid, tm in list(self.s.timers.items()):
+                if tm.task == t.id and tm.kind is not TimerKind.EVENT:
+                    del self.s.timers[tid]
+                    self.commands.append(CancelTimer(tid))
+            incident = {"task": t.id, "step": t.step, "error": a.error}
+            self.incident({**incident, "code": a.code} if a.code else incident)
 
     def retry(self) -> None:
         a = self.a
@@ -323,6 +348,9 @@ class _WorkItems(_Base):
     def _fire(self, timer: Timer) -> None:
         if timer.kind is TimerKind.ISSUE:
             self.escalate_issue(timer.task, "deadline")
+            return
+        if timer.kind is TimerKind.EVENT:
+            self.fire_event_timer(timer)
             return
         t = self.s.tasks.get(timer.task)
         if t is None or t.status not in ACTIVE:
@@ -393,4 +421,6 @@ class _WorkItems(_Base):
                 )
                 self.finish(t, dict(a.data))
                 return
+        if self.receive_by_event(a.name, dict(a.data)):
+            return
         raise NotFound(f"case {self.s.case_id} waits for no message {a.name!r}")

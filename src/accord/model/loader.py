@@ -19,14 +19,18 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from accord.errors import DefinitionError, ExpressionError, Problem
 from accord.model import expr
-from accord.model.durations import parse_duration
+from accord.model.durations import parse_cycle, parse_duration
 from accord.model.types import (
     APPROVAL_OUTCOMES,
+    THROWS,
+    TRIGGERS,
     ErrorAction,
     Flow,
     Location,
+    Loop,
     Member,
     Mode,
+    MultiInstance,
     OnError,
     ProcessDefinition,
     Retry,
@@ -71,8 +75,20 @@ STEP_KEYS = {
     "terminate",
     "compliance",
     "next",
+    "multi_instance",
+    "loop",
+    # scopes and events (see docs/definitions.md#sub-processes-and-events)
+    "steps",
+    "on",
+    "attached_to",
+    "interrupting",
+    "code",
+    "signal",
+    "throw",
+    "date",
+    "cycle",
 }
-FLOW_KEYS = {"to", "when", "default", "id"}
+FLOW_KEYS = {"to", "when", "default", "id", "message"}
 RETRY_KEYS = {"max_attempts", "backoff", "factor", "max_backoff"}
 ASSIGNMENTS = ("round-robin", "least-loaded", "pull")
 
@@ -234,7 +250,7 @@ def from_document(doc: Any, file: str = "<memory>") -> ProcessDefinition:
     mode = _mode(r, doc, pid) or Mode.CENTRAL
     teams = _teams(r, doc.get("teams"), doc)
     steps, flows = _steps(r, doc.get("steps"), doc)
-    starts = [s.id for s in steps.values() if s.kind is StepKind.START]
+    starts = [s.id for s in steps.values() if s.kind is StepKind.START and s.parent is None]
     start = starts[0] if starts else (next(iter(steps)) if steps else "")
     if len(starts) > 1:
         for sid in starts[1:]:
@@ -372,6 +388,26 @@ def _steps(r: _Reader, node: Any, doc: Any) -> tuple[dict[str, Step], list[Flow]
         r.problem(r.loc_key(doc, "steps"), "steps", "steps must be a list")
         return steps, flows
     pending_next: list[tuple[Step, Any, Any]] = []
+    _read_steps(r, node, None, steps, pending_next)
+    for step, body, nxt in pending_next:
+        flows.extend(_flows(r, step, body, nxt))
+    seen: dict[str, Flow] = {}
+    for f in flows:
+        if f.id in seen:
+            r.problem(f.loc, f.id, f"duplicate flow id (also at line {seen[f.id].loc.line})")
+        seen[f.id] = f
+    return steps, flows
+
+
+def _read_steps(
+    r: _Reader,
+    node: Any,
+    parent: str | None,
+    steps: dict[str, Step],
+    pending_next: list[tuple[Step, Any, Any]],
+) -> None:
+    """Read a list of steps; a sub-process's own ``steps`` are read into the same flat map,
+    each tagged with the sub-process it belongs to (its ``parent``)."""
     for i, body in enumerate(node):
         loc = r.loc_key(node, i)
         if not isinstance(body, Mapping):
@@ -416,9 +452,33 @@ def _steps(r: _Reader, node: Any, doc: Any) -> tuple[dict[str, Step], list[Flow]
             message=_opt_str(body.get("message")),
             terminate=bool(r.typed(body, "terminate", bool, sid, "true or false")),
             compliance=bool(r.typed(body, "compliance", bool, sid, "true or false")),
+            parent=parent,
+            attached_to=_opt_str(body.get("attached_to")),
+            on=_choice(r, body, "on", TRIGGERS, sid),
+            interrupting=r.typed(body, "interrupting", bool, sid, "true or false") is not False,
+            code=_opt_str(body.get("code")),
+            signal=_opt_str(body.get("signal")),
+            throw=_choice(r, body, "throw", THROWS, sid),
+            date=_date(r, body, sid),
+            multi=_multi(r, body, sid),
+            loop=_loop(r, body, sid),
             loc=loc,
             key_locs={str(k): r.loc_key(body, k) for k in body},
         )
+        if body.get("cycle") is not None:
+            try:
+                cycle = parse_cycle(str(body["cycle"]))
+                repeat = cycle.repeat if cycle.repeat is not None else -1
+                step = replace(step, wait=cycle.every, repeat=max(repeat, -1) or 1)
+                if cycle.every <= 0 and cycle.repeat != 1:
+                    # it would fire again and again at one moment: time would never move on
+                    r.problem(
+                        r.loc_key(body, "cycle"),
+                        sid,
+                        f"cycle: {body['cycle']!r} repeats without any time between",
+                    )
+            except ValueError as exc:
+                r.problem(r.loc_key(body, "cycle"), sid, f"cycle: {exc}")
         nxt = body.get("next")
         if kind is StepKind.APPROVAL and isinstance(nxt, Mapping):
             # the outcomes routed are the outcomes a reviewer may give
@@ -427,14 +487,105 @@ def _steps(r: _Reader, node: Any, doc: Any) -> tuple[dict[str, Step], list[Flow]
         steps[sid] = step
         if "next" in body:
             pending_next.append((step, body, body["next"]))
-    for step, body, nxt in pending_next:
-        flows.extend(_flows(r, step, body, nxt))
-    seen: dict[str, Flow] = {}
-    for f in flows:
-        if f.id in seen:
-            r.problem(f.loc, f.id, f"duplicate flow id (also at line {seen[f.id].loc.line})")
-        seen[f.id] = f
-    return steps, flows
+        inner = body.get("steps")
+        if inner is not None:
+            if kind is not StepKind.SUBPROCESS:
+                r.problem(
+                    r.loc_key(body, "steps"),
+                    sid,
+                    f"only sub-processes hold steps, not {kind} steps",
+                )
+            elif not isinstance(inner, list):
+                r.problem(r.loc_key(body, "steps"), sid, "steps must be a list")
+            else:
+                _read_steps(r, inner, sid, steps, pending_next)
+
+
+MULTI_KEYS = {"sequential", "count", "collection", "item", "until", "output", "output_item"}
+LOOP_KEYS = {"while", "max", "test_before"}
+
+
+def _multi(r: _Reader, body: Any, element: str) -> MultiInstance | None:
+    value = body.get("multi_instance")
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        r.problem(r.loc_key(body, "multi_instance"), element, "multi_instance must be a mapping")
+        return None
+    r.check_keys(value, MULTI_KEYS, f"{element}.multi_instance")
+    count = value.get("count")
+    multi = MultiInstance(
+        sequential=bool(r.typed(value, "sequential", bool, element, "true or false")),
+        count=r.expression({"count": str(count)}, "count", element) if count is not None else None,
+        collection=_opt_str(value.get("collection")),
+        item=_opt_str(value.get("item")),
+        until=r.expression(value, "until", element),
+        output=_opt_str(value.get("output")),
+        output_item=_opt_str(value.get("output_item")),
+    )
+    if (multi.count is None) == (multi.collection is None):
+        r.problem(
+            r.loc_key(body, "multi_instance"),
+            element,
+            "multi_instance needs 'count' (how many) or 'collection' (a list field), one of them",
+        )
+    return multi
+
+
+def _loop(r: _Reader, body: Any, element: str) -> Loop | None:
+    value = body.get("loop")
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        r.problem(r.loc_key(body, "loop"), element, "loop must be a mapping")
+        return None
+    r.check_keys(value, LOOP_KEYS, f"{element}.loop")
+    maximum = r.typed(value, "max", int, element, "a whole number")
+    if maximum is not None and maximum < 0:
+        r.problem(r.loc_key(value, "max"), element, "max must be at least 0")
+    loop = Loop(
+        condition=r.expression(value, "while", element),
+        maximum=maximum,
+        test_before=bool(r.typed(value, "test_before", bool, element, "true or false")),
+    )
+    if loop.condition is None and loop.maximum is None:
+        r.problem(r.loc_key(body, "loop"), element, "a loop needs 'while' or 'max' (or both)")
+    return loop
+
+
+def _choice(r: _Reader, body: Any, key: str, choices: tuple[str, ...], element: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if str(value) not in choices:
+        r.problem(
+            r.loc_key(body, key),
+            element,
+            f"{key} must be one of {', '.join(choices)}, not {value!r}{suggest(value, choices)}",
+        )
+        return None
+    return str(value)
+
+
+def _date(r: _Reader, body: Any, element: str) -> float | None:
+    value = body.get("date")
+    if value is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        if isinstance(value, datetime):  # YAML reads an unquoted timestamp as one
+            when = value
+        else:
+            when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    except ValueError:
+        r.problem(
+            r.loc_key(body, "date"),
+            element,
+            f"date {value!r} is not an ISO-8601 date-time (e.g. 2026-03-01T09:00:00Z)",
+        )
+        return None
 
 
 def _flows(r: _Reader, step: Step, body: Any, nxt: Any) -> list[Flow]:
@@ -488,7 +639,10 @@ def _flows(r: _Reader, step: Step, body: Any, nxt: Any) -> list[Flow]:
         default = bool(r.typed(item, "default", bool, fid, "true or false"))
         if default and cond is not None:
             r.problem(iloc, fid, "a default flow takes no 'when' condition")
-        out.append(Flow(fid, step.id, target, cond, default, iloc))
+        message = bool(r.typed(item, "message", bool, fid, "true or false"))
+        if message and (cond is not None or default):
+            r.problem(iloc, fid, "a message flow is always taken: no 'when' or 'default'")
+        out.append(Flow(fid, step.id, target, cond, default, iloc, message))
     return out
 
 

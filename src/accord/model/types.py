@@ -23,6 +23,10 @@ class StepKind(StrEnum):
     EVENT_GATEWAY = "event-gateway"
     TIMER = "timer"
     MESSAGE = "message"
+    SIGNAL = "signal"
+    SUBPROCESS = "subprocess"
+    BOUNDARY = "boundary"
+    THROW = "throw"
 
     @property
     def is_gateway(self) -> bool:
@@ -41,8 +45,8 @@ class StepKind(StrEnum):
 
     @property
     def is_wait(self) -> bool:
-        """A wait state: the step holds a token until a timer or a message arrives."""
-        return self in (StepKind.TIMER, StepKind.MESSAGE)
+        """A wait state: the step holds a token until a timer, a message or a signal arrives."""
+        return self in (StepKind.TIMER, StepKind.MESSAGE, StepKind.SIGNAL)
 
 
 class Mode(StrEnum):
@@ -60,6 +64,11 @@ class ErrorAction(StrEnum):
 
 
 APPROVAL_OUTCOMES = ("approve", "reject", "rework")
+
+TRIGGERS = ("timer", "message", "error", "escalation", "signal")
+"""What a boundary event or an event sub-process is started by (the step's ``on``)."""
+THROWS = ("error", "escalation", "signal")
+"""What an end or throw step throws (the step's ``throw``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +128,35 @@ class OnError:
 
 
 @dataclass(frozen=True, slots=True)
+class MultiInstance:
+    """Run a work step several times for one token: at once (parallel) or one after another.
+
+    ``count`` (an expression, e.g. ``3`` or ``nrOfLoops``) or ``collection`` (a case data field
+    holding a list; ``item`` names each element for its instance) says how many; ``until`` ends
+    the rest early (their tasks are withdrawn); ``output`` collects each instance's
+    ``output_item`` (or its whole completion data) into a list, in instance order.
+    """
+
+    sequential: bool = False
+    count: Expression | None = None
+    collection: str | None = None
+    item: str | None = None
+    until: Expression | None = None
+    output: str | None = None
+    output_item: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """Run a work step again while ``condition`` holds (BPMN's standard loop), at most
+    ``maximum`` times; ``test_before`` checks the condition before the first run too."""
+
+    condition: Expression | None = None
+    maximum: int | None = None
+    test_before: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """A node of the process graph: a task, a gateway, a wait or a start/end event."""
 
@@ -142,6 +180,19 @@ class Step:
     terminate: bool = False
     compliance: bool = False
     outcomes: tuple[str, ...] = ()
+    # scopes (see docs/definitions.md#sub-processes-and-events): the sub-process a step is
+    # declared in; a boundary's activity; what starts a boundary or an event sub-process
+    parent: str | None = None
+    attached_to: str | None = None
+    on: str | None = None
+    interrupting: bool = True
+    code: str | None = None  # error or escalation code (None: catch every one)
+    signal: str | None = None
+    throw: str | None = None
+    date: float | None = None  # a timer at a moment (seconds since the epoch)
+    repeat: int = 0  # a cycle timer fires this many times in all (-1: while armed; 0: no cycle)
+    multi: MultiInstance | None = None  # multi-instance (see docs/definitions.md#loops)
+    loop: Loop | None = None  # a standard loop
     loc: Location = NOWHERE
     key_locs: dict[str, Location] = field(default_factory=dict, compare=False, repr=False)
 
@@ -160,6 +211,10 @@ class Flow:
     condition: Expression | None = None
     default: bool = False
     loc: Location = NOWHERE
+    # a message flow (BPMN collaborations): always taken when its source routes, whatever the
+    # conditions; into a message step it carries no share of the case and is kept until the
+    # step waits for it (see docs/definitions.md#message-flows)
+    message: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,10 +256,11 @@ class ProcessDefinition:
         return f"{self.id}@{self.version}"
 
     def is_join(self, step_id: str) -> bool:
-        """A parallel or inclusive gateway with several incoming flows synchronises them."""
+        """A parallel or inclusive gateway with several incoming flows synchronises them
+        (message flows never join: a message into a gateway starts a path there)."""
         step = self.steps[step_id]
         return step.kind in (StepKind.PARALLEL, StepKind.INCLUSIVE) and (
-            len(self.incoming.get(step_id, ())) > 1
+            sum(1 for f in self.incoming.get(step_id, ()) if not f.message) > 1
         )
 
     def team_of(self, step_id: str) -> str | None:

@@ -11,13 +11,25 @@ from accord.model.types import (
     ErrorAction,
     Location,
     ProcessDefinition,
+    Step,
     StepKind,
 )
 
 _WORK = frozenset({StepKind.HUMAN, StepKind.APPROVAL, StepKind.AUTOMATED})
+_EVENTFUL = frozenset({StepKind.BOUNDARY, StepKind.SUBPROCESS})  # started by an event (`on`)
 _ONLY_FOR = {
-    "wait": frozenset({StepKind.TIMER}),
-    "message": frozenset({StepKind.MESSAGE}),
+    "wait": frozenset({StepKind.TIMER}) | _EVENTFUL,
+    "date": frozenset({StepKind.TIMER}) | _EVENTFUL,
+    "cycle": _EVENTFUL,
+    "message": frozenset({StepKind.MESSAGE}) | _EVENTFUL,
+    "signal": frozenset({StepKind.SIGNAL, StepKind.END, StepKind.THROW}) | _EVENTFUL,
+    "code": frozenset({StepKind.END, StepKind.THROW}) | _EVENTFUL,
+    "throw": frozenset({StepKind.END, StepKind.THROW}),
+    "on": _EVENTFUL,
+    "interrupting": _EVENTFUL,
+    "attached_to": frozenset({StepKind.BOUNDARY}),
+    "multi_instance": _WORK | {StepKind.SUBPROCESS},
+    "loop": _WORK | {StepKind.SUBPROCESS},
     "sla": _WORK,
     "escalate_to": _WORK,
     "retry": _WORK,
@@ -65,8 +77,11 @@ def validate(d: ProcessDefinition, problems: list[Problem], owner_loc: Location)
             add(s.at("team"), s.id, f"unknown team {s.team!r}{_did_you_mean(s.team, d.teams)}")
         for key, allowed in _ONLY_FOR.items():
             if key in s.key_locs and s.kind not in allowed:
-                kinds = " and ".join(sorted(k.value for k in allowed))
-                add(s.at(key), s.id, f"'{key}' applies to {kinds} steps, not {s.kind} steps")
+                kinds = " and ".join(sorted(k.value for k in allowed - _EVENTFUL))
+                also = " (and to boundary steps and event sub-processes)"
+                also = also if allowed >= _EVENTFUL and kinds else ""
+                kinds = kinds or "boundary and subprocess"
+                add(s.at(key), s.id, f"'{key}' applies to {kinds} steps, not {s.kind} steps{also}")
         if s.kind is StepKind.AUTOMATED:
             if not s.handler:
                 add(s.loc, s.id, "an automated step needs a 'handler' (module:function)")
@@ -82,8 +97,15 @@ def validate(d: ProcessDefinition, problems: list[Problem], owner_loc: Location)
                 s.id,
                 f"only automated steps take a handler (this is a {s.kind} step)",
             )
-        if s.kind is StepKind.TIMER and s.wait is None:
-            add(s.loc, s.id, "a timer step needs 'wait' (an ISO-8601 duration such as PT1H)")
+        if s.kind is StepKind.TIMER and s.wait is None and s.date is None:
+            add(
+                s.loc,
+                s.id,
+                "a timer step needs 'wait' (an ISO-8601 duration such as PT1H) or 'date'",
+            )
+        elif s.kind is StepKind.TIMER and s.wait is not None and s.date is not None:
+            add(s.at("date"), s.id, "a timer step waits a duration ('wait') or until a 'date', "
+                "not both")  # fmt: skip
         if s.kind is StepKind.MESSAGE and not s.message:
             add(s.loc, s.id, "a message step needs 'message' (the name it waits for)")
         if s.escalate_to is not None and s.escalate_to not in d.teams | dict.fromkeys(members):
@@ -105,6 +127,7 @@ def validate(d: ProcessDefinition, problems: list[Problem], owner_loc: Location)
             )
         if s.terminate and s.kind is not StepKind.END:
             add(s.loc, s.id, "only end steps can terminate")
+        _check_events(d, s, add)
 
     for f in d.flows:
         if f.target not in d.steps:
@@ -115,15 +138,37 @@ def validate(d: ProcessDefinition, problems: list[Problem], owner_loc: Location)
             )
         if f.target == d.start and d.steps[d.start].kind is StepKind.START:
             add(f.loc, f.source, f"flow into the start step {d.start!r}")
+        source, target = d.steps.get(f.source), d.steps.get(f.target)
+        if (
+            source is not None
+            and target is not None
+            and source.parent != target.parent
+            and not f.message  # a message goes between pools, whatever their scopes
+        ):
+            add(
+                f.loc,
+                f.source,
+                f"flow to {f.target!r} crosses a sub-process's border ({f.source!r} is in "
+                f"{source.parent or 'the process'}, {f.target!r} in "
+                f"{target.parent or 'the process'}): leave a sub-process by its own flows",
+            )
+        if (
+            target is not None
+            and (target.kind is StepKind.BOUNDARY or target.on)
+            and not (f.message and target.kind is StepKind.BOUNDARY and target.on == "message")
+        ):  # a message flow may reach a message boundary
+            add(f.loc, f.source, f"flow into {f.target!r}: an event starts it, not a flow")
 
     for sid, s in d.steps.items():
-        out = d.outgoing.get(sid, ())
-        inc = d.incoming.get(sid, ())
-        if s.kind is StepKind.END and out:
+        _check_messages(d, sid, add)
+        # message flows are always taken and join nothing: the rules below are for the others
+        out = tuple(f for f in d.outgoing.get(sid, ()) if not f.message)
+        inc = tuple(f for f in d.incoming.get(sid, ()) if not f.message)
+        if s.kind is StepKind.END and d.outgoing.get(sid):
             add(s.loc, sid, "an end step has no outgoing flows")
         if s.kind is StepKind.START and inc:
             add(s.loc, sid, "a start step has no incoming flows")
-        if s.kind.is_gateway and not out:
+        if s.kind.is_gateway and not d.outgoing.get(sid):
             add(s.loc, sid, f"{s.kind} gateway has no outgoing flows")
         defaults = [f for f in out if f.default]
         if len(defaults) > 1:
@@ -162,9 +207,25 @@ def validate(d: ProcessDefinition, problems: list[Problem], owner_loc: Location)
                 "mix of conditional and unconditional flows: make every flow "
                 "conditional (with one default), or use a gateway",
             )
-        if s.kind.is_gateway and len(out) <= 1 and len(inc) <= 1:
+        if s.kind.is_gateway and len(d.outgoing.get(sid, ())) <= 1 and len(inc) <= 1:
             add(s.loc, sid, f"{s.kind} gateway neither splits nor joins")
     _check_graph(d, add)
+
+
+def _check_messages(d: ProcessDefinition, sid: str, add: Report) -> None:
+    """Message flows leave a step that sends when its token moves on (work, waits, a start or
+    a parallel gateway), never a decision; and lead to a step that can take them."""
+    s = d.steps[sid]
+    for f in d.outgoing.get(sid, ()):
+        if not f.message:
+            continue
+        if s.kind in (StepKind.EXCLUSIVE, StepKind.INCLUSIVE, StepKind.EVENT_GATEWAY):
+            add(f.loc, sid, f"a message flow cannot leave {s.kind} gateway {sid!r}: send it "
+                "from the step before or after the decision")  # fmt: skip
+        target = d.steps.get(f.target)
+        if target is not None and target.kind in (StepKind.END, StepKind.START):
+            add(f.loc, sid, f"a message flow leads to a step that waits for it or starts "
+                f"work, not to {target.kind} step {f.target!r}")  # fmt: skip
 
 
 def _check_graph(d: ProcessDefinition, report: Report) -> None:
@@ -178,6 +239,17 @@ def _check_graph(d: ProcessDefinition, report: Report) -> None:
     for s in steps.values():
         if s.on_error.action is ErrorAction.REROUTE and s.on_error.to in steps:
             succ[s.id].append(s.on_error.to)
+        # a scope leads to its start and its event sub-processes; an activity to its boundaries
+        if s.kind is StepKind.START and s.parent is not None and s.parent in steps:
+            succ[s.parent].append(s.id)
+            pred[s.id].append(s.parent)
+        if s.on is not None and s.kind is StepKind.SUBPROCESS:
+            scope = s.parent if s.parent in steps else d.start
+            succ[scope].append(s.id)
+            pred[s.id].append(scope)
+        if s.kind is StepKind.BOUNDARY and s.attached_to in steps:
+            succ[s.attached_to].append(s.id)
+            pred[s.id].append(s.attached_to)
     reached = _bfs(d.start, succ)
     for sid, s in steps.items():
         if sid not in reached:
@@ -192,7 +264,7 @@ def _check_graph(d: ProcessDefinition, report: Report) -> None:
     for sid, s in steps.items():
         if d.is_join(sid) and sid in reached:
             ancestors = _bfs(sid, pred) - {sid}
-            if not any(len(d.outgoing.get(a, ())) > 1 for a in ancestors):
+            if not any(len(succ.get(a, ())) > 1 for a in ancestors):
                 report(s.loc, sid, f"{s.kind} join without a split before it")
 
 
@@ -205,3 +277,70 @@ def _bfs(start: str, edges: dict[str, list[str]]) -> set[str]:
                 seen.add(nxt)
                 queue.append(nxt)
     return seen
+
+
+def _check_events(d: ProcessDefinition, s: Step, add: Report) -> None:
+    """Sub-processes, boundary events, throws and catches: what each needs to run."""
+    if s.parent is not None and s.parent not in d.steps:
+        add(s.loc, s.id, f"declared in unknown sub-process {s.parent!r}")
+    if s.kind is StepKind.SUBPROCESS:
+        inner = [c for c in d.steps.values() if c.parent == s.id]
+        starts = [c.id for c in inner if c.kind is StepKind.START]
+        if inner and len(starts) != 1:
+            add(
+                s.loc,
+                s.id,
+                f"a sub-process needs exactly one start step among its steps, not {len(starts)}",
+            )
+        if s.on is not None:
+            if d.incoming.get(s.id) or d.outgoing.get(s.id):
+                add(s.loc, s.id, "an event sub-process has no flows in or out: an event starts it")
+            if not inner:
+                add(s.loc, s.id, "an event sub-process needs steps")
+    if s.kind is StepKind.BOUNDARY:
+        target = d.steps.get(s.attached_to or "")
+        if s.attached_to is None:
+            add(s.loc, s.id, "a boundary step needs 'attached_to' (the activity it watches)")
+        elif target is None:
+            add(
+                s.at("attached_to"),
+                s.id,
+                f"attached_to unknown step {s.attached_to!r}"
+                + _did_you_mean(s.attached_to, d.steps),
+            )
+        elif not (target.kind.is_work or target.kind.is_wait or target.kind is StepKind.SUBPROCESS):
+            add(
+                s.at("attached_to"),
+                s.id,
+                f"a boundary watches a work step, a wait or a sub-process, not {target.kind} "
+                f"step {target.id!r}",
+            )
+        elif target.parent != s.parent or target.on is not None:
+            add(s.at("attached_to"), s.id, f"a boundary sits in the same scope as {target.id!r}")
+        if s.on is None:
+            add(s.loc, s.id, "a boundary step needs 'on' (timer, message, error, ...)")
+        if any(not f.message for f in d.incoming.get(s.id, ())):  # a message may come in
+            add(s.loc, s.id, "a boundary step has no incoming flows")
+    if s.on is not None:
+        if s.on == "timer" and s.wait is None and s.date is None:
+            add(s.loc, s.id, "a timer event needs 'wait', 'date' or 'cycle'")
+        if s.repeat and s.interrupting:
+            add(s.at("cycle"), s.id, "a cycle fires again only if the event is not interrupting")
+        if s.on == "message" and not s.message:
+            add(s.loc, s.id, "a message event needs 'message' (the name it waits for)")
+        if s.on == "signal" and not s.signal:
+            add(s.loc, s.id, "a signal event needs 'signal' (the name it waits for)")
+        if s.on == "error" and not s.interrupting:
+            add(s.at("interrupting"), s.id, "an error always interrupts (BPMN)")
+        if s.on != "timer":
+            for key in ("wait", "date", "cycle"):
+                if key in s.key_locs:
+                    add(s.at(key), s.id, f"'{key}' applies to timer events, not {s.on} events")
+    if s.kind is StepKind.THROW and s.throw not in ("escalation", "signal"):
+        add(s.loc, s.id, "a throw step needs 'throw: escalation' or 'throw: signal'")
+    if s.throw == "signal" and not s.signal:
+        add(s.loc, s.id, "a signal throw needs 'signal' (the name it broadcasts)")
+    if s.kind is StepKind.SIGNAL and not s.signal:
+        add(s.loc, s.id, "a signal step needs 'signal' (the name it waits for)")
+    if s.terminate and s.throw is not None:
+        add(s.loc, s.id, "an end step terminates or throws, not both")

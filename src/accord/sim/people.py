@@ -64,11 +64,16 @@ def finish(
     member: str,
     rng: random.Random,
 ) -> Outcome:
-    """Complete (or fail, at the scenario's rate) a task as a member would, entering the data
-    the scenario describes; a contract refusal is corrected once, from the contract."""
+    """Complete (or fail, at the scenario's rate, or with one of its BPMN error codes) a task
+    as a member would, entering the data the scenario describes; a contract refusal is
+    corrected once, from the contract."""
     step = d.steps[step_id]
     spec = sc.step(step_id)
     try:
+        code = spec.error(rng)  # a BPMN error the person reports (FailTask with its code)
+        if code is not None:
+            engine.fail(task_id, member, f"simulated BPMN error {code}", False, code=code)
+            return Outcome(False)
         if spec.fail_rate and rng.random() < spec.fail_rate:
             engine.fail(task_id, member, "simulated failure")
             return Outcome(False)

@@ -21,10 +21,13 @@ import orjson
 
 from accord.central.engine import Engine
 from accord.central.jobs import HandlerResult
+from accord.choreo.node import sender_of
 from accord.clock import VirtualClock
 from accord.errors import AccordError, CaseError
 from accord.events import Event, EventType
-from accord.model.types import Member, ProcessDefinition, StepKind, Team
+from accord.kernel.graph import graph_of
+from accord.kernel.state import ACTIVE
+from accord.model.types import Member, ProcessDefinition, Step, StepKind, Team
 from accord.sim.calendar import add_working, next_open
 from accord.sim.hub import HubDesk
 from accord.sim.negotiation import Negotiators
@@ -32,7 +35,9 @@ from accord.sim.people import decisions, finish
 from accord.sim.scenario import Scenario
 from accord.sim.worlds import CentralWorld, World
 
-MAX_VIRTUAL_DAYS = 3650.0
+MAX_VIRTUAL_DAYS = 3650.0  # never simulate longer than this, whatever the horizon
+HORIZON_FACTOR = 3.0  # default horizon: this many times the span of the arrivals ...
+HORIZON_MIN_S = 30 * 86400.0  # ... and at least this long after the last arrival
 OPERATOR_RESPONSE_S = 3600.0  # how long the synthetic operator takes to act on an incident
 OPERATOR_MAX_TRIES = 3  # then the operator cancels the case rather than loop forever
 Progress = Callable[[int, int], None]
@@ -68,6 +73,18 @@ class SimResult:
     transitions: int
     unfinished: list[str] = field(default_factory=list)
     contract_violations: int = 0
+    outside_sent: int = 0  # messages and signals from the world outside that were delivered
+    outside_lost: int = 0  # ... and withdrawn, their catcher disarmed meanwhile
+    horizon_s: float = 0.0  # the run stops this long after its first arrival ...
+    horizon_reached: bool = False  # ... and it did, with cases still open
+
+
+def default_horizon(arrivals: list[float]) -> float:
+    """How long a run may take, counted from its first arrival: HORIZON_FACTOR times the span
+    of the arrivals, and at least HORIZON_MIN_S past the last one. Work that goes on for ever
+    (a cycle timer whose work an overloaded team never catches up with) stops there."""
+    span = arrivals[-1] - arrivals[0] if arrivals else 0.0
+    return max(HORIZON_FACTOR * span, span + HORIZON_MIN_S)
 
 
 class Simulation:
@@ -84,8 +101,10 @@ class Simulation:
         seed: int = 0,
         progress: Progress | None = None,
         prefix: str = "case",
+        horizon: float | None = None,
     ) -> None:
         self.world = engine if isinstance(engine, World) else CentralWorld(engine, definition.id)
+        self.horizon = horizon  # seconds of virtual time from the first arrival; None: default
         self.engine = self.world.main
         self.d = definition
         self.sc = scenario
@@ -118,6 +137,9 @@ class Simulation:
         self.hub = HubDesk(self, scenario.hub) if scenario.hub is not None else None
         self.negotiators = Negotiators(self)
         self.task_engine: dict[str, Engine] = {}
+        self.armed_cases: set[str] = set()
+        self.outside_sent = 0  # messages and signals the world outside sent
+        self.outside_lost = 0  # ... and those whose catcher no longer waited
         for e in self.world.distinct():
             e.listeners.append(self._listener(e))
         self.world.attach(self)
@@ -171,7 +193,9 @@ class Simulation:
     def _react(self, e: Event) -> None:
         t = e.type
         if e.task and e.team and t in (EventType.TASK_READY, EventType.TASK_ESCALATED):
-            self.task_team[e.task] = e.team
+            # the task lives at the node that wrote the event (a sub-process runs whole at the
+            # node of its team, whoever does the steps inside it); centrally, at its team
+            self.task_team[e.task] = self.task_team.get(e.task) or sender_of(e) or e.team
         if t in (EventType.CASE_COMPLETED, EventType.CASE_CANCELLED):
             self.ended += 1
             if t is EventType.CASE_COMPLETED:
@@ -190,13 +214,12 @@ class Simulation:
                 self.at(self.clock.now(), "member", member)
             elif t is not EventType.TASK_CLAIMED and e.team and e.task:
                 self._pool(e.team, e.task)
-        if t is EventType.TASK_READY and e.task and e.data.get("kind") == "message":
-            # the world outside sends what the step waits for, after the step's scenario time
-            step = self.d.steps.get(e.step or "")
-            if step is not None and step.message:
-                delay = self.sc.step(step.id).duration.sample(self.rng("message", e.task))
-                self.at(self.clock.now() + delay, "message", (e.task, e.case, step.message))
-        elif t is EventType.TASK_READY and e.task and e.team:
+        if t is EventType.CASE_STARTED and e.case not in self.armed_cases:
+            self._arm_case(self.world.engine_for_event(e), e.case)
+        waits = e.data.get("kind") in ("message", "signal")  # for the world outside: _arm
+        if t is EventType.TASK_READY and e.task and not e.data.get("retry"):
+            self._arm_task(e)  # (a retried task's catchers stayed armed)
+        if t is EventType.TASK_READY and e.task and e.team and not waits:
             kind = e.data.get("kind")
             step = self.d.steps.get(e.step or "")
             team = self.d.teams.get(e.team)
@@ -251,9 +274,92 @@ class Simulation:
             self.queue[member].append(task_id)
         self.at(self.clock.now(), "member", member)
 
-    def _message(self, task_id: str, case_id: str, name: str) -> None:
-        engine = self.engine_of(task_id)
-        self._call(lambda: engine.send_message(case_id, name, {}, actor="sim"))
+    # -- the world outside: messages and signals that catching events wait for ---------------
+
+    def _arm_case(self, engine: Engine, case_id: str) -> None:
+        """A case started: the process's own event sub-processes listen."""
+        self.armed_cases.add(case_id)
+        for sub in graph_of(self.d).event_subs.get(None, ()):
+            self._arm(engine, case_id, sub, None)
+
+    def _arm_task(self, e: Event) -> None:
+        """A task became ready: the world outside may send what it waits for (a message or
+        signal step), what its boundaries catch, and (a sub-process) what its event
+        sub-processes catch."""
+        if e.step is None or e.task is None:
+            return
+        # a multi-instance or loop step's boundaries watch the whole run: armed by the first
+        first = not (e.data.get("instance") or {}).get("loopCounter")
+        self._arm_step(self.world.engine_for_event(e), e.case, e.step, e.task, first)
+
+    def _arm_step(self, engine: Engine, case_id: str, step_id: str, task: str, first: bool) -> None:
+        step = self.d.steps.get(step_id)
+        if step is None:
+            return
+        if step.kind in (StepKind.MESSAGE, StepKind.SIGNAL):
+            self._arm(engine, case_id, step, task)
+        g = graph_of(self.d)
+        if first or (step.multi is None and step.loop is None):
+            for b in g.boundaries.get(step.id, ()):
+                self._arm(engine, case_id, b, task)
+        if step.kind is StepKind.SUBPROCESS:
+            for sub in g.event_subs.get(step.id, ()):
+                self._arm(engine, case_id, sub, task)
+
+    def _arm(self, engine: Engine, case_id: str, catcher: Step, task: str | None) -> None:
+        """Draw whether, and when, the world outside sends what ``catcher`` waits for, armed
+        now by ``task`` (None: by the case start) and schedule the delivery."""
+        arrival = self.sc.arrival(self.d, catcher.id)
+        if arrival is None or arrival.chance <= 0:
+            return
+        name = catcher.message if (catcher.kind is StepKind.MESSAGE or catcher.on == "message") \
+            else catcher.signal  # fmt: skip
+        if not name:
+            return
+        armed_by = task or case_id
+        if catcher.kind is StepKind.MESSAGE or catcher.kind is StepKind.SIGNAL:
+            r = self.rng(catcher.kind.value, armed_by)  # as before: one stream per wait
+        else:
+            r = self.rng("arrives", catcher.id, armed_by)
+        if arrival.chance < 1 and r.random() >= arrival.chance:
+            return
+        delay = arrival.after.sample(r)
+        self.at(self.clock.now() + delay, "catch", (engine, case_id, catcher, task))
+
+    def _catch(self, engine: Engine, case_id: str, catcher: Step, task: str | None) -> None:
+        """Deliver a message or signal from outside, if its catcher still waits for it; one
+        whose catcher was disarmed meanwhile is withdrawn (not sent: it could be taken by
+        another wait for the same name), and counted as lost, not as an error."""
+        if not self._still_armed(engine, case_id, task):
+            self.outside_lost += 1
+            return
+        if catcher.kind is StepKind.MESSAGE or catcher.on == "message":
+            name = str(catcher.message)
+            sent = self._call(lambda: engine.send_message(case_id, name, {}, actor="sim"))
+        else:
+            name = str(catcher.signal)
+            sent = self._call(lambda: engine.send_signal(case_id, name, {}, actor="sim"))
+        if sent:
+            self.outside_sent += 1
+        else:
+            self.outside_lost += 1  # nobody waits for it any more (NotFound), or paused
+
+    def _still_armed(self, engine: Engine, case_id: str, task: str | None) -> bool:
+        try:
+            state = engine.case(case_id)
+        except CaseError:
+            return False
+        if state.status != "running":
+            return False
+        if task is None:
+            return True
+        t = state.tasks.get(task)
+        if t is None:
+            return False
+        if t.status in ACTIVE:
+            return True
+        # a multi-instance or loop step's boundaries watch its whole run
+        return t.loop is not None and any(x.loop == t.loop for x in state.active_tasks())
 
     def _begin(self, member: str, task_id: str) -> None:
         self._call(lambda: self.engine_of(task_id).start(task_id, member))
@@ -327,7 +433,12 @@ class Simulation:
         result = engine.call_handler(case_id, job)
         spec = self.sc.step(job.step)
         failed = self.rng("fail", job.task_id, job.attempt).random() < spec.fail_rate
-        if result.error is None and failed:
+        code = spec.error(self.rng("error", job.task_id, job.attempt))
+        if result.error is None and code is not None:
+            # the handler raised the scenario's BpmnError(code)
+            error = f"simulated BPMN error {code}"
+            result = HandlerResult(job, case_id, error=error, retryable=False, code=code)
+        elif result.error is None and failed:
             result = HandlerResult(job, case_id, error="simulated handler failure")
         elif result.error is None:
             # scenario branch draws apply after automated steps too
@@ -359,6 +470,12 @@ class Simulation:
                 self._pool(row.team, row.id)
             elif self.hub is not None:
                 self.hub.offer(row.id, row.team)  # its coordinator decision was lost: decide again
+        # the world outside: what waited for it is armed again, from now (the same draws)
+        for case in self.engine.cases(status="running"):
+            self._arm_case(self.engine, case.id)
+        for status in ("ready", "claimed", "waiting", "failed"):
+            for row in self.engine.tasks(status=status):
+                self._arm_step(self.engine, row.case_id, row.step, row.id, True)
         return started
 
     def run(self, resume: bool = False) -> SimResult:
@@ -377,10 +494,14 @@ class Simulation:
         if first < self.cases:
             self.at(max(arrivals[first], self.clock.now()), "arrival", first)
         self._drain()
-        horizon = t0 + MAX_VIRTUAL_DAYS * 86400.0
+        span = self.horizon if self.horizon is not None else default_horizon(arrivals)
+        span = min(span, MAX_VIRTUAL_DAYS * 86400.0)
+        horizon = (arrivals[0] if arrivals else t0) + span
+        reached = False
         while self.heap and self.ended < self.cases:
             t, _, kind, payload = heapq.heappop(self.heap)
             if t > horizon:
+                reached = True  # the cases still open are reported open
                 break
             self.clock.advance_to(t)
             if kind == "arrival":
@@ -408,8 +529,8 @@ class Simulation:
                     engine.fire_due_timers()
             elif kind == "deliver":
                 payload()
-            elif kind == "message":
-                self._message(*payload)
+            elif kind == "catch":
+                self._catch(*payload)
             elif kind == "negotiate":
                 self.negotiators.act(*payload)
             elif kind == "hub":
@@ -428,6 +549,10 @@ class Simulation:
             transitions=self.transitions,
             unfinished=open_cases,
             contract_violations=self.contract_violations,
+            outside_sent=self.outside_sent,
+            outside_lost=self.outside_lost,
+            horizon_s=span,
+            horizon_reached=reached,
         )
 
 

@@ -12,19 +12,20 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from accord.errors import DefinitionError, Problem
 from accord.model.durations import parse_duration
 from accord.model.loader import parse_yaml, suggest
-from accord.model.types import ProcessDefinition, StepKind
+from accord.model.types import ProcessDefinition, Step, StepKind
 
 SCENARIO_KEYS = {"arrivals", "teams", "steps", "branches", "hub", "issues"}
 HUB_KEYS = {"coordinators", "decision", "hours", "days"}
 ISSUE_KEYS = {"rate", "at_fault", "proposal", "counter_rate", "response"}
-STEP_KEYS = {"duration", "data", "fail_rate"}
+STEP_KEYS = {"duration", "data", "fail_rate", "errors", "arrives"}
+ARRIVES_KEYS = {"chance", "after"}
 TEAM_KEYS = {"size", "hours", "days"}
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _COMPANY = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Hooli", "Vandelay", "Tyrell"]
@@ -98,12 +99,36 @@ class Generator:
 
 
 @dataclass(frozen=True, slots=True)
+class Arrival:
+    """When the world outside sends what a catching event waits for (a message or a signal):
+    with probability ``chance`` each time the catcher is armed, ``after`` that long."""
+
+    chance: float
+    after: Dist
+
+
+@dataclass(frozen=True, slots=True)
 class StepScenario:
     """How one step behaves in the simulation."""
 
     duration: Dist
     data: dict[str, Generator] = field(default_factory=dict)
     fail_rate: float = 0.0
+    # BPMN error codes an attempt ends with, each with its probability (work steps)
+    errors: tuple[tuple[str, float], ...] = ()
+    # when the outside world sends what this catching event waits for (None: the default)
+    arrives: Arrival | None = None
+
+    def error(self, rng: random.Random) -> str | None:
+        """The BPMN error code an attempt ends with, if any (one draw)."""
+        if not self.errors:
+            return None
+        u = rng.random()
+        for code, p in self.errors:
+            if u < p:
+                return code
+            u -= p
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +191,61 @@ class Scenario:
         """A team's hours (around the clock where the scenario is silent)."""
         return self.teams.get(team_id or "") or TeamScenario()
 
+    def arrival(self, d: ProcessDefinition, step_id: str) -> Arrival | None:
+        """When the outside world sends what catching event ``step_id`` waits for: the
+        scenario's ``arrives``, else the default (see :func:`default_arrival`); None for a
+        step that catches nothing from outside."""
+        step = d.steps.get(step_id)
+        if step is None or not catches_from_outside(step):
+            return None
+        found = self.steps.get(step_id)
+        if found is not None and found.arrives is not None:
+            return found.arrives
+        return default_arrival(d, step, self.step(step_id).duration)
+
 
 DEFAULT_STEP = StepScenario(Dist("exponential", 1800.0))
 DEFAULT_AUTOMATED = StepScenario(Dist("fixed", 5.0))
+DEFAULT_EVENT = Arrival(0.1, Dist("exponential", 1800.0))
+DEFAULT_ERROR_RATE = 0.05
+"""Where the scenario is silent, a work step with error boundaries of its own ends an attempt
+with each of their codes with this probability (a catch-all boundary: code ``error``)."""
+"""Where the scenario is silent, a message or signal boundary or event sub-process that nothing
+in the case triggers is triggered from outside with this chance each time it is armed, after
+this long (so exception paths run now and then, and the normal path most of the time)."""
+
+
+def catches_from_outside(step: Step) -> bool:
+    """Whether the world outside may send what ``step`` waits for: a message or signal step,
+    or a message or signal boundary or event sub-process."""
+    if step.kind in (StepKind.MESSAGE, StepKind.SIGNAL):
+        return True
+    eventful = step.kind is StepKind.BOUNDARY or (
+        step.kind is StepKind.SUBPROCESS and step.on is not None
+    )
+    return eventful and step.on in ("message", "signal")
+
+
+def sent_inside(d: ProcessDefinition, step: Step) -> bool:
+    """Whether the case itself produces what ``step`` waits for: a message flow leads to it
+    (or to the start of its event sub-process), or a step of the model throws its signal."""
+    signal = step.signal if step.kind is StepKind.SIGNAL or step.on == "signal" else None
+    if signal is not None:
+        return any(s.throw == "signal" and s.signal == signal for s in d.steps.values())
+    targets = {step.id} | {s.id for s in d.steps.values()
+                           if s.parent == step.id and s.kind is StepKind.START}  # fmt: skip
+    return any(f.message for t in targets for f in d.incoming.get(t, ()))
+
+
+def default_arrival(d: ProcessDefinition, step: Step, duration: Dist) -> Arrival:
+    """What the outside world does where the scenario is silent: nothing, if the case itself
+    sends it; for a message or signal step, send it after the step's ``duration``; for a
+    boundary or event sub-process, :data:`DEFAULT_EVENT`."""
+    if sent_inside(d, step):
+        return Arrival(0.0, duration)
+    if step.kind in (StepKind.MESSAGE, StepKind.SIGNAL):
+        return Arrival(1.0, duration)
+    return DEFAULT_EVENT
 
 
 def load_scenario(
@@ -238,15 +315,19 @@ def _build(d: ProcessDefinition, raw: Any, file: str) -> Scenario:
             bad("arrivals", "arrivals takes {every: DURATION} or {per_day: N}", raw, "arrivals")
 
     steps: dict[str, StepScenario] = {}
-    for sid, body in (raw.get("steps") or {}).items():
-        if sid not in d.steps:
-            bad(
-                str(sid), f"no step {sid!r} in {d.id}{suggest(sid, d.steps)}", raw.get("steps"), sid
-            )
+    steps_raw = raw.get("steps") or {}
+    for given, body in steps_raw.items():
+        where = raw.get("steps")
+        if given not in d.steps:
+            bad(str(given), f"no step {given!r} in {d.id}{suggest(given, d.steps)}", where, given)
             continue
         if not isinstance(body, Mapping):
-            bad(str(sid), "a step's scenario is a mapping", raw.get("steps"), sid)
+            bad(str(given), "a step's scenario is a mapping", where, given)
             continue
+        sid = given
+        parent = d.steps.get(d.steps[sid].parent or "")
+        if d.steps[sid].kind is StepKind.START and parent is not None and parent.on is not None:
+            sid = parent.id  # an event sub-process's start stands for the event sub-process
         for key in body:
             if key not in STEP_KEYS:
                 bad(str(sid), f"unknown key {key!r}{suggest(key, STEP_KEYS)}", body, key)
@@ -268,7 +349,9 @@ def _build(d: ProcessDefinition, raw: Any, file: str) -> Scenario:
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
             bad(str(sid), "fail_rate must be a probability between 0 and 1", body, "fail_rate")
             rate = 0.0
-        steps[str(sid)] = StepScenario(duration, gens, float(rate))
+        errors = _errors(d, str(sid), body, bad) if "errors" in body else ()
+        arrives = _arrives(d, str(sid), body, duration, bad) if "arrives" in body else None
+        steps[str(sid)] = StepScenario(duration, gens, float(rate), errors, arrives)
 
     teams: dict[str, TeamScenario] = {}
     for tid, body in (raw.get("teams") or {}).items():
@@ -394,13 +477,100 @@ def _build(d: ProcessDefinition, raw: Any, file: str) -> Scenario:
     if problems:
         raise DefinitionError(problems)
     for s in d.steps.values():
+        if s.kind.is_work and ("errors" not in (steps_raw.get(s.id) or {})):
+            # a task with error boundaries of its own fails with their codes now and then
+            codes = [b.code or "error" for b in d.steps.values()
+                     if b.attached_to == s.id and b.on == "error"]  # fmt: skip
+            if codes:
+                auto = s.kind is StepKind.AUTOMATED
+                base = steps.get(s.id) or (DEFAULT_AUTOMATED if auto else DEFAULT_STEP)
+                errors = tuple((c, DEFAULT_ERROR_RATE) for c in dict.fromkeys(codes))
+                steps[s.id] = replace(base, errors=errors)
+    for s in d.steps.values():
         if s.kind is StepKind.APPROVAL and "outcome" not in steps.get(s.id, DEFAULT_STEP).data:
             base = steps.get(s.id, DEFAULT_STEP)
             gens = dict(base.data)
             gens["outcome"] = Generator("choice", (("approve", 0.9), ("rework", 0.1)))
-            steps[s.id] = StepScenario(base.duration, gens, base.fail_rate)
+            steps[s.id] = replace(base, data=gens)
     automated = frozenset(s.id for s in d.steps.values() if s.kind is StepKind.AUTOMATED)
     return Scenario(interarrival, steps, teams, branches, automated, hub, issues)
+
+
+def _is_probability(p: Any) -> bool:
+    return not isinstance(p, bool) and isinstance(p, int | float) and 0 <= p <= 1
+
+
+def _errors(
+    d: ProcessDefinition, sid: str, body: Mapping[str, Any], bad: Any
+) -> tuple[tuple[str, float], ...]:
+    """``errors: {CODE: P}``: BPMN error codes an attempt of a work step ends with."""
+    spec = body["errors"]
+    step = d.steps[sid]
+    if not step.kind.is_work:
+        bad(sid, f"errors apply to work steps (human, approval, automated), not {step.kind} "
+            "steps", body, "errors")  # fmt: skip
+        return ()
+    if not isinstance(spec, Mapping):
+        bad(sid, "errors map BPMN error codes to probabilities, e.g. {ERR_CODE: 0.05}",
+            body, "errors")  # fmt: skip
+        return ()
+    catchers = [s for s in d.steps.values() if s.on == "error"]
+    codes = sorted({s.code for s in catchers if s.code is not None})
+    catch_all = any(s.code is None for s in catchers)
+    out: list[tuple[str, float]] = []
+    for code, p in spec.items():
+        if not _is_probability(p):
+            bad(sid, f"the probability of error {code!r} must be a number between 0 and 1",
+                spec, code)  # fmt: skip
+            continue
+        if str(code) not in codes and not catch_all:
+            known = f" (codes caught: {', '.join(codes)})" if codes else " (none catches errors)"
+            bad(sid, f"no error boundary or event sub-process catches {code!r}"
+                f"{suggest(str(code), codes) or known}", spec, code)  # fmt: skip
+            continue
+        out.append((str(code), float(p)))
+    if sum(p for _, p in out) > 1:
+        bad(sid, "the probabilities of errors add up to more than 1", body, "errors")
+        return ()
+    return tuple(out)
+
+
+def _arrives(
+    d: ProcessDefinition, sid: str, body: Mapping[str, Any], duration: Dist, bad: Any
+) -> Arrival | None:
+    """``arrives: {chance: P, after: DIST}``: when the outside world triggers a catcher."""
+    spec = body["arrives"]
+    step = d.steps[sid]
+    if not catches_from_outside(step):
+        what = f"{step.on} {step.kind}" if step.on else str(step.kind)
+        hint = {
+            "timer": ": its timer fires it",
+            "error": ": an error comes from a step (use errors: on the step that fails)",
+            "escalation": ": an escalation comes from a step of the model",
+        }.get(step.on or "", "")
+        a = "an" if what[:1] in "aeiou" else "a"
+        bad(sid, "arrives applies to message and signal steps, boundaries and event "
+            f"sub-processes, not {a} {what} step{hint}", body, "arrives")  # fmt: skip
+        return None
+    if not isinstance(spec, Mapping):
+        bad(sid, "arrives takes {chance: P, after: DURATION-DIST}", body, "arrives")
+        return None
+    ok = True
+    for key in spec:
+        if key not in ARRIVES_KEYS:
+            bad(sid, f"unknown key {key!r}{suggest(key, ARRIVES_KEYS)}", spec, key)
+            ok = False
+    chance = spec.get("chance", 1.0)
+    if not _is_probability(chance):
+        bad(sid, "chance must be a probability between 0 and 1", spec, "chance")
+        ok = False
+    eventful = step.kind not in (StepKind.MESSAGE, StepKind.SIGNAL)
+    after: Dist | None = DEFAULT_EVENT.after if eventful else duration
+    if "after" in spec:
+        after = _dist(spec["after"], True, lambda m: bad(sid, m, spec, "after"))
+    if not ok or after is None:
+        return None
+    return Arrival(float(chance), after)
 
 
 def _seconds(value: Any, as_duration: bool) -> float:

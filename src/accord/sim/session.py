@@ -43,13 +43,16 @@ def simulate(
     progress: Progress | None = None,
     overrides: dict[str, Any] | None = None,
     keep_events: list[Event] | None = None,
+    horizon: float | None = None,
 ) -> dict[str, Any]:
     """Run ``cases`` seeded cases of the process in ``file`` and return the run summary.
 
     ``mode`` is ``central`` (one hub) or ``choreo`` (a node per team on a bus, no hub). With
     ``db`` (central only: a SQLite path or store URL) the run is kept, and a second call with
     the same arguments resumes it where it stood instead of starting again. ``keep_events``,
-    if given, receives every event of the run (for further measures).
+    if given, receives every event of the run (for further measures). ``horizon`` (seconds
+    of virtual time from the first arrival; default: see runner.default_horizon) stops a run
+    whose cases go on for ever: those still open are reported open.
     """
     if mode not in MODES:
         raise UnsupportedMode(f"mode {mode!r} is not available (modes: {', '.join(MODES)})")
@@ -71,6 +74,7 @@ def simulate(
             progress=progress,
             keep=keep_events,
             hybrid=mode == "hybrid",
+            horizon=horizon,
         )
     return _central(
         d=d,
@@ -82,6 +86,7 @@ def simulate(
         scenario=scenario,
         progress=progress,
         keep=keep_events,
+        horizon=horizon,
     )
 
 
@@ -96,6 +101,7 @@ def _central(
     scenario: str | Path | None,
     progress: Progress | None,
     keep: list[Event] | None,
+    horizon: float | None = None,
 ) -> dict[str, Any]:
     url = "memory://" if db is None else (db if "://" in db else f"sqlite:///{db}")
     store = open_store(url)
@@ -116,7 +122,9 @@ def _central(
         store.set_meta("run", meta)
     engine = Engine(store, [run_d], clock=clock, auto_assign=sc.hub is None)
     try:
-        sim = Simulation(engine, run_d, sc, clock, cases=cases, seed=seed, progress=progress)
+        sim = Simulation(
+            engine, run_d, sc, clock, cases=cases, seed=seed, progress=progress, horizon=horizon
+        )
         result = sim.run(resume=resume)
         events = engine.events()
         summary = summarize(events, mode="central")
@@ -145,6 +153,7 @@ def _choreo(
     progress: Progress | None,
     keep: list[Event] | None,
     hybrid: bool = False,
+    horizon: float | None = None,
 ) -> dict[str, Any]:
     mode = "hybrid" if hybrid else "choreo"
     projection = project(run_d, hybrid=hybrid)
@@ -162,7 +171,9 @@ def _choreo(
     }
     world = ChoreoWorld(nodes, BUS_LATENCY_S)
     try:
-        sim = Simulation(world, run_d, sc, clock, cases=cases, seed=seed, progress=progress)
+        sim = Simulation(
+            world, run_d, sc, clock, cases=cases, seed=seed, progress=progress, horizon=horizon
+        )
         result = sim.run()
         events: list[Event] = []
         for node in nodes.values():
@@ -204,5 +215,7 @@ def _common(d: ProcessDefinition, seed: int, result: Any, resume: bool) -> dict[
         "wall_s": round(result.wall_s, 3),
         "virtual_days": round(result.virtual_s / 86400.0, 2),
         "unfinished": result.unfinished[:20],
+        "horizon_days": round(result.horizon_s / 86400.0, 2),
+        "horizon_reached": result.horizon_reached,
         "handoff_rejections": result.contract_violations,
     }
