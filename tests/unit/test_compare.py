@@ -238,9 +238,11 @@ def test_coordination_measures_by_hand() -> None:
 
 def test_coordination_counts_hub_messages_in_central_mode() -> None:
     central = coordination(hand_built(), "central")
-    # the hub tells the member (1 claim) and hears back (3 completions): 4 over 2 cases;
-    # handoffs and the rest are the hub's own bookkeeping
-    assert central["coordination_messages_per_case"] == 2.0
+    # the hub tells the member (1 claim) and hears back (3 completions), and the issue is
+    # raised to it and resolved (2): 6 over 2 cases; handoffs, branch ends and announcements
+    # are the hub's own bookkeeping. (Issues made this 2.0 before: negotiation was a message
+    # only between team nodes, though raising an issue with the hub is one just the same.)
+    assert central["coordination_messages_per_case"] == 3.0
     assert central["handoff_error_rate"] == 0.6667  # the same work, the same errors
     assert central["duplicated_work"] == 1
 

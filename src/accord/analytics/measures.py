@@ -4,8 +4,8 @@ Where :func:`accord.analytics.metrics.summarize` gives ``accord run`` its headli
 :func:`measure` gives the full picture, with quantiles everywhere:
 
 - **cycle time** per case; **wait** (ready -> work began: started, else claimed) and **work**
-  (work began -> completed) per step and per team;
-- **handoffs**: latency (the handoff -> the receiving task's claim) per team pair, and the
+  (work began -> completed) per step and per team, over task attempts;
+- **handoffs**: latency (the handoff -> the receiving task picked up) per team pair, and the
   **handoff error rate**: handoffs whose work was rejected or sent back for rework by the
   receiving step, bounced straight back to the sending team, or reassigned to another team,
   over all handoffs;
@@ -13,10 +13,12 @@ Where :func:`accord.analytics.metrics.summarize` gives ``accord run`` its headli
 - **throughput** and **WIP** over time; per team **utilisation** (work time over members x
   span) and **queue length** (mean and peak number of tasks waiting for the team);
 - **hub load** (what the hub did: assignments, hub-run tasks, peak per hour) and
-  **coordination messages per case** (offers, handoffs, hub assignments, reassignments,
-  escalations, releases, messages);
+  **coordination messages per case**;
 - **team satisfaction** from task feedback (``{"feedback": {"rating": 1-5, "comment": ...}}``
   in a completion's data), when any was given.
+
+Wait, work, handoff latency, team load and coordination messages come from
+:mod:`accord.analytics.tally`, as in ``accord run`` and ``accord compare``.
 """
 
 from __future__ import annotations
@@ -27,43 +29,30 @@ from typing import Any
 import polars as pl
 
 from accord.analytics import discovery, trends
+from accord.analytics.tally import ATTEMPT_COLUMNS, SENT_BACK, Tally, by_hub, tally
 from accord.events import Event, EventType
 
-COORDINATION = ("task.ready", "handoff", "task.reassigned", "task.escalated", "task.released",
-                "message.received")  # fmt: skip
-SENT_BACK = ("reject", "rework")
-# the hub acts as "hub", or as "hub:REPLICA" when several engine replicas share the work
-_BY_HUB = (pl.col("actor") == "hub") | pl.col("actor").str.starts_with("hub:").fill_null(False)
+_ATTEMPT_SCHEMA = dict.fromkeys(ATTEMPT_COLUMNS, pl.Utf8) | dict.fromkeys(
+    ("ready", "taken", "ended", "wait_s", "work_s", "rating"), pl.Float64
+) | dict.fromkeys(("hub", "first", "completed"), pl.Boolean)  # fmt: skip
 
 
 def frame(events: Iterable[Event]) -> pl.DataFrame:
-    """accord events as a frame: one row per event with the data fields the measures use."""
+    """accord events as a frame: one row per event with the fields the measures use."""
     cols: dict[str, list[Any]] = {
-        k: []
-        for k in ("type", "case", "at", "seq", "step", "team", "actor", "task", "assignee",
-                  "hub", "outcome", "from_team", "to_team", "rating", "comment")
-    }  # fmt: skip
+        k: [] for k in ("type", "case", "at", "seq", "step", "actor", "by_hub", "hub")
+    }
+    ready = EventType.TASK_READY
     for e in events:
-        d = e.data
-        out = d.get("data") if isinstance(d.get("data"), dict) else {}
-        fb = d.get("feedback") or (out or {}).get("feedback")
-        rating = fb.get("rating") if isinstance(fb, dict) else None
         cols["type"].append(e.type.value)
         cols["case"].append(e.case)
         cols["at"].append(e.at)
         cols["seq"].append(e.seq)
         cols["step"].append(e.step)
-        cols["team"].append(e.team)
         cols["actor"].append(e.actor)
-        cols["task"].append(e.task)
-        cols["assignee"].append(d.get("assignee"))
-        cols["hub"].append(d.get("hub") if e.type is EventType.TASK_READY else None)
-        cols["outcome"].append((out or {}).get("outcome"))
-        cols["from_team"].append(d.get("from_team"))
-        cols["to_team"].append(d.get("to_team"))
-        cols["rating"].append(rating if isinstance(rating, int | float) else None)
-        cols["comment"].append(fb.get("comment") if isinstance(fb, dict) else None)
-    schema = {"at": pl.Float64, "seq": pl.Int64, "hub": pl.Boolean, "rating": pl.Float64}
+        cols["by_hub"].append(by_hub(e.actor))
+        cols["hub"].append(e.data.get("hub") if e.type is ready else None)
+    schema = {"at": pl.Float64, "seq": pl.Int64, "hub": pl.Boolean, "by_hub": pl.Boolean}
     return pl.DataFrame(
         {k: pl.Series(k, v, dtype=schema.get(k, pl.Utf8), strict=False) for k, v in cols.items()}
     ).sort(["case", "seq"])
@@ -78,45 +67,23 @@ def _q(col: str) -> list[pl.Expr]:
     ]
 
 
-def tasks(df: pl.DataFrame) -> pl.DataFrame:
-    """One row per task: step, team, assignee, ready, claimed, started, completed, wait_s
-    (ready -> work began), work_s (work began -> completed), visit, outcome, rating."""
-    t = pl.col("type")
-    return (
-        df.filter(pl.col("task").is_not_null())
-        .group_by("task")
-        .agg(
-            pl.col("case").first(),
-            pl.col("step").first(),
-            pl.col("team").filter(t == "task.completed").last().alias("team_done"),
-            pl.col("team").first().alias("team_first"),
-            pl.col("at").filter(t == "task.ready").first().alias("ready"),
-            pl.col("at").filter(t == "task.claimed").last().alias("claimed"),
-            pl.col("at").filter(t == "task.started").last().alias("started"),
-            pl.col("at").filter(t == "task.completed").last().alias("completed"),
-            pl.col("assignee").filter(t == "task.claimed").last().alias("assignee"),
-            pl.col("outcome").filter(t == "task.completed").last().alias("outcome"),
-            pl.col("rating").filter(t == "task.completed").last().alias("rating"),
-            pl.col("comment").filter(t == "task.completed").last().alias("comment"),
-            pl.col("hub").filter(t == "task.ready").first().alias("hub"),
-        )
-        .with_columns(
-            pl.coalesce("team_done", "team_first").alias("team"),
-            # waiting ends when work begins: started (when the runtime records it) or claimed
-            (pl.coalesce("started", "claimed") - pl.col("ready")).alias("wait_s"),
-            (pl.col("completed") - pl.coalesce("started", "claimed", "ready")).alias("work_s"),
-            pl.col("task").str.split(":").list.last().cast(pl.Int64, strict=False).alias("visit"),
-        )
-        .drop("team_done", "team_first")
+def tasks(tl: Tally) -> pl.DataFrame:
+    """One row per task attempt (:data:`accord.analytics.tally.ATTEMPT_COLUMNS`: ready, taken,
+    ended, wait_s, work_s, ...) and its ``visit`` of the step."""
+    return pl.DataFrame(tl.attempts, schema=_ATTEMPT_SCHEMA, orient="row").with_columns(
+        pl.col("task").str.split(":").list.last().cast(pl.Int64, strict=False).alias("visit")
     )
 
 
 def measure(events: Iterable[Event]) -> dict[str, Any]:
     """Every run measure of an accord event log (see the module docstring)."""
+    events = events if isinstance(events, list) else list(events)
     df = frame(events)
     if df.height == 0:
         return {"events": 0}
-    tk = tasks(df)
+    tl = tally(events)
+    tk = tasks(tl)
+    offers = tk.filter(pl.col("first"))  # one row per task
     t = pl.col("type")
     span = float(df.select(pl.col("at").max() - pl.col("at").min()).item() or 0.0) or 1.0
     cases = (
@@ -131,9 +98,9 @@ def measure(events: Iterable[Event]) -> dict[str, Any]:
     per_step = (
         tk.group_by("step")
         .agg(
-            pl.len().alias("tasks"),
-            pl.col("completed").is_not_null().sum().alias("completed"),
-            (pl.col("visit") > 1).sum().alias("rework"),
+            pl.col("first").sum().alias("tasks"),
+            pl.col("completed").sum().alias("completed"),
+            ((pl.col("visit") > 1) & pl.col("first")).sum().alias("rework"),
             *_q("wait_s"),
             *_q("work_s"),
         )
@@ -154,33 +121,32 @@ def measure(events: Iterable[Event]) -> dict[str, Any]:
         "wait_s": discovery.stats(tk["wait_s"].drop_nulls()),
         "work_s": discovery.stats(tk["work_s"].drop_nulls()),
         "steps": {r.pop("step"): r for r in per_step.to_dicts()},
-        "teams": _teams(df, tk, span),
-        "handoffs": _handoffs(df, tk),
-        "rework_rate": float((tk["visit"] > 1).mean() or 0.0),  # type: ignore[arg-type]
+        "teams": _teams(tk, span),
+        "handoffs": _handoffs(tl, tk),
+        "rework_rate": float((offers["visit"] > 1).mean() or 0.0),  # type: ignore[arg-type]
         "sla_breaches": int((df["type"] == "sla.breached").sum()),
         "timeline": trends.timeline(done.select("case", "start", "end")),
         "wip_mean": float(done["duration_s"].sum()) / span,
-        "hub": _hub(df, span),
+        "hub": _hub(df, span, tl.hub_assignments),
         "coordination_per_case": discovery.stats(
-            df.filter(t.is_in(COORDINATION) | ((t == "task.claimed") & _BY_HUB))
-            .group_by("case")
-            .len()["len"]
-            .cast(pl.Float64)
+            pl.Series(list(tl.messages().values()), dtype=pl.Float64)
         ),
         "satisfaction": _satisfaction(tk),
     }
 
 
-def _teams(df: pl.DataFrame, tk: pl.DataFrame, span: float) -> dict[str, Any]:
+def _teams(tk: pl.DataFrame, span: float) -> dict[str, Any]:
     members = (
         tk.filter(pl.col("assignee").is_not_null())
         .group_by("team")
         .agg(pl.col("assignee").n_unique().alias("members"))
     )
-    # queue length: +1 when a task becomes ready for the team, -1 when it is claimed
+    # queue length: +1 when a task is offered to the team, -1 when work on it begins (or it
+    # ends untaken), so the peak counts what the waits measure
     moves = pl.concat([
         tk.select("team", pl.col("ready").alias("at"), pl.lit(1).alias("d")),
-        tk.select("team", pl.coalesce("claimed", "completed").alias("at"), pl.lit(-1).alias("d")),
+        tk.filter(pl.col("ready").is_not_null())
+        .select("team", pl.coalesce("taken", "ended").alias("at"), pl.lit(-1).alias("d")),
     ]).drop_nulls()  # fmt: skip
     peaks = (
         moves.sort(["team", "at", "d"])
@@ -191,7 +157,7 @@ def _teams(df: pl.DataFrame, tk: pl.DataFrame, span: float) -> dict[str, Any]:
     out = (
         tk.group_by("team")
         .agg(
-            pl.len().alias("tasks"),
+            pl.col("first").sum().alias("tasks"),
             pl.col("work_s").sum().alias("work_total_s"),
             pl.col("wait_s").sum().alias("wait_total_s"),
             *_q("wait_s"),
@@ -209,23 +175,19 @@ def _teams(df: pl.DataFrame, tk: pl.DataFrame, span: float) -> dict[str, Any]:
     return {r.pop("team"): r for r in out.to_dicts()}
 
 
-def _handoffs(df: pl.DataFrame, tk: pl.DataFrame) -> dict[str, Any]:
-    hand = df.filter(pl.col("type") == "handoff").select(
-        "case",
-        "seq",
-        "at",
-        "task",
-        pl.col("from_team").alias("from"),
-        pl.col("to_team").alias("to"),
-    )
+def _handoffs(tl: Tally, tk: pl.DataFrame) -> dict[str, Any]:
+    hand = pl.DataFrame(
+        tl.handoffs,
+        schema={"case": pl.Utf8, "seq": pl.Int64, "at": pl.Float64, "from_team": pl.Utf8,
+                "to_team": pl.Utf8, "task": pl.Utf8, "latency_s": pl.Float64},
+    ).rename({"from_team": "from", "to_team": "to"})  # fmt: skip
     if hand.height == 0:
         return {"count": 0, "error_rate": None, "latency_s": discovery.stats(pl.Series([]))}
-    hand = hand.join(
-        tk.select("task", "claimed", "completed", "outcome", pl.col("team").alias("final_team")),
-        on="task",
-        how="left",
-    ).with_columns(
-        (pl.coalesce("claimed", "completed") - pl.col("at")).alias("latency_s"),
+    final = tk.group_by("task").agg(
+        pl.col("outcome").filter(pl.col("completed")).last(),
+        pl.col("team").last().alias("final_team"),
+    )
+    hand = hand.join(final, on="task", how="left").with_columns(
         pl.col("outcome").is_in(SENT_BACK).fill_null(False).alias("sent_back"),
         (pl.col("final_team").is_not_null() & (pl.col("final_team") != pl.col("to"))).alias(
             "reassigned"
@@ -257,13 +219,13 @@ def _handoffs(df: pl.DataFrame, tk: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-def _hub(df: pl.DataFrame, span: float) -> dict[str, Any]:
-    hub_rows = df.filter(_BY_HUB | pl.col("hub").fill_null(False))
+def _hub(df: pl.DataFrame, span: float, assignments: int) -> dict[str, Any]:
+    hub_rows = df.filter(pl.col("by_hub") | pl.col("hub").fill_null(False))
     per_hour = hub_rows.group_by((pl.col("at") // 3600).alias("h")).len()
     ready = df.filter(pl.col("type") == "task.ready")
     return {
         "events": hub_rows.height,
-        "assignments": df.filter((pl.col("type") == "task.claimed") & _BY_HUB).height,
+        "assignments": assignments,
         "tasks_on_hub": int(ready["hub"].fill_null(False).sum()),
         "tasks_local": int((~ready["hub"].fill_null(True)).sum()),
         "per_hour_mean": hub_rows.height / (span / 3600.0) if span else None,

@@ -15,22 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from accord.analytics.metrics import quantile
+from accord.analytics.tally import tally
 from accord.events import Event, EventType
 from accord.sim.session import simulate
-
-COORDINATION = frozenset(
-    {
-        EventType.HANDOFF,
-        EventType.HANDOFF_REJECTED,
-        EventType.BRANCH_ENDED,
-        EventType.ISSUE_RAISED,
-        EventType.ISSUE_ACCEPTED,
-        EventType.ISSUE_COUNTERED,
-        EventType.ISSUE_RESOLVED,
-        EventType.ISSUE_ESCALATED,
-        EventType.ISSUE_RULED,
-    }
-)
 
 
 def _hours(seconds: float) -> str:
@@ -44,94 +31,77 @@ def _r(x: float | None) -> float | None:
 def coordination(events: Iterable[Event], mode: str) -> dict[str, Any]:
     """The comparison's own measures, from one run's events.
 
-    "Coordination messages" here count what crosses between coordinators: hub <-> member
-    exchanges (assignments and completion reports) for hub-run tasks, and the bus messages that
-    one team's node acts on for another (handoffs, announcements, ledger reports, negotiation).
-    accord.analytics.measures counts a broader set for audits (offers, releases, escalations
-    too); the two are not the same number, by design, and should be merged into one module with
-    both definitions named.
+    Waits, coordination messages and rework come from :mod:`accord.analytics.tally`, as in
+    ``accord run`` and ``accord audit``: in a central run the hub runs every task, so its
+    handoffs and decisions are its own bookkeeping, not messages.
     """
-    started: dict[str, float] = {}
-    first_claim: dict[str, float] = {}
-    ready: dict[str, float] = {}
+    events = events if isinstance(events, list) else list(events)
+    tl = tally(events)
     waits: list[float] = []
-    paused: dict[str, float] = {}
-    resolutions: list[float] = []
-    raised: dict[str, float] = {}
-    messages = 0
-    handoffs = 0
-    issue_counts = {"raised": 0, "countered": 0, "escalated": 0}
-    rejected = 0
+    first_taken: dict[str, float] = {}
     rework = 0
     completions: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
-    claimed: dict[str, tuple[float, str]] = {}
-    for e in events:
-        t = e.type
-        if t is EventType.CASE_STARTED:
-            started[e.case] = e.at
-        elif t is EventType.TASK_READY and e.task:
-            ready[e.task] = e.at
-            if e.task.rsplit(":", 1)[-1] != "1" and not e.data.get("retry"):
-                rework += 1
-        elif t is EventType.TASK_STARTED and e.task:
-            first_claim.setdefault(e.case, e.at)  # work on the case has begun
-            if e.task in ready:
-                waits.append(e.at - ready[e.task])
-            claimed[e.task] = (e.at, str(e.data.get("assignee") or ""))
-        elif t is EventType.TASK_CLAIMED and e.task:
-            if mode == "central":
-                messages += 1  # the hub tells the member (or hears the member's claim)
-        elif t is EventType.TASK_COMPLETED and e.task:
-            if mode == "central":
-                messages += 1  # the member reports back to the hub
-            begin, who = claimed.get(e.task, (e.at, str(e.actor or "")))
-            completions[(e.case, str(e.step))].append((begin, e.at, who))
-        elif t is EventType.CASE_PAUSED and e.data.get("reason") == "incident":
-            paused.setdefault(e.case, e.at)
-        elif t in (EventType.CASE_RESUMED, EventType.CASE_REROUTED, EventType.CASE_CANCELLED):
-            if e.case in paused:
-                resolutions.append(e.at - paused.pop(e.case))
-        elif t is EventType.ISSUE_RAISED:
-            raised[str(e.data.get("issue") or e.id)] = e.at
-            issue_counts["raised"] += 1
-        elif t is EventType.ISSUE_COUNTERED:
-            issue_counts["countered"] += 1
-        elif t is EventType.ISSUE_ESCALATED:
-            issue_counts["escalated"] += 1
-        elif t in (EventType.ISSUE_RESOLVED, EventType.ISSUE_RULED):
-            key = str(e.data.get("issue") or "")
-            if key in raised:
-                resolutions.append(e.at - raised.pop(key))
-        if t is EventType.HANDOFF:
-            handoffs += 1
-        elif t is EventType.HANDOFF_REJECTED:
-            rejected += 1
-        if mode != "central" and (
-            t in COORDINATION or (t is EventType.GATEWAY_DECIDED and "announce" in e.data)
-        ):
-            messages += 1
-    cases = max(len(started), 1)
-    initiation = [first_claim[c] - started[c] for c in first_claim if c in started]
+    for row in tl.attempts:
+        task, case, step, _team, _hub, first, _ready, taken, end, done, wait = row[:11]
+        if wait is not None:
+            waits.append(wait)
+        if taken is not None and (case not in first_taken or taken < first_taken[case]):
+            first_taken[case] = taken  # work on the case has begun
+        if first and task.rsplit(":", 1)[-1] not in ("1", task):
+            rework += 1  # a later visit of the step, not a retry
+        if done:
+            completions[(case, step)].append((end if taken is None else taken, end, row[12] or ""))
+    started = tl.started
+    initiation = [first_taken[c] - started[c] for c in first_taken if c in started]
     duplicated = 0
     for runs in completions.values():
         runs.sort()
         for (_b1, e1, w1), (b2, _e2, w2) in itertools.pairwise(runs):
             if b2 < e1 and w1 != w2:
                 duplicated += 1  # two people on the same step of the same case at once
+    handoffs = len(tl.handoffs["at"])
+    rejected = tl.count(EventType.HANDOFF_REJECTED)
+    messages = sum(tl.messages(central=mode == "central").values())
+    resolutions = _resolutions(events)
     return {
         "initiation_latency_p50_s": _r(quantile(initiation, 0.5)),
         "assignment_wait_p50_s": _r(quantile(waits, 0.5)),
         "assignment_wait_p95_s": _r(quantile(waits, 0.95)),
         "error_resolution_p50_s": _r(quantile(resolutions, 0.5)),
         "errors_resolved": len(resolutions),
-        "coordination_messages_per_case": round(messages / cases, 3),
+        "coordination_messages_per_case": round(messages / max(len(started), 1), 3),
         "handoff_error_rate": round((rejected + rework) / handoffs, 4) if handoffs else 0.0,
         "rework_tasks": rework,
         "duplicated_work": duplicated,
-        "issues_raised": issue_counts["raised"],
-        "negotiation_counters": issue_counts["countered"],
-        "issues_escalated": issue_counts["escalated"],
+        "issues_raised": tl.count(EventType.ISSUE_RAISED),
+        "negotiation_counters": tl.count(EventType.ISSUE_COUNTERED),
+        "issues_escalated": tl.count(EventType.ISSUE_ESCALATED),
     }
+
+
+def _resolutions(events: list[Event]) -> list[float]:
+    """How long each incident (pause -> resume, reroute or cancel) and issue (raised ->
+    resolved or ruled) took to settle."""
+    paused: dict[str, float] = {}
+    raised: dict[str, float] = {}
+    out: list[float] = []
+    pause, raise_ = EventType.CASE_PAUSED, EventType.ISSUE_RAISED
+    settle = frozenset({EventType.CASE_RESUMED, EventType.CASE_REROUTED, EventType.CASE_CANCELLED})
+    settle_issue = frozenset({EventType.ISSUE_RESOLVED, EventType.ISSUE_RULED})
+    for e in events:
+        t = e.type
+        if t is pause and e.data.get("reason") == "incident":
+            paused.setdefault(e.case, e.at)
+        elif t in settle:
+            if e.case in paused:
+                out.append(e.at - paused.pop(e.case))
+        elif t is raise_:
+            raised[str(e.data.get("issue") or e.id)] = e.at
+        elif t in settle_issue:
+            key = str(e.data.get("issue") or "")
+            if key in raised:
+                out.append(e.at - raised.pop(key))
+    return out
 
 
 ROWS = [
