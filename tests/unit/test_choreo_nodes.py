@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from accord.buses.base import Handler, Message, matches, subject_for
 from accord.buses.memory import MemoryBus
+from accord.choreo import wire
 from accord.choreo.node import TeamNode
 from accord.choreo.projection import project
 from accord.clock import EPOCH, VirtualClock
@@ -311,7 +312,7 @@ def test_relay_publishes_the_event_log_past_a_persisted_cursor() -> None:
         net.start("c1")
         sales = net.initiator
         logged = [e.id for e in sales.engine.events()]
-        assert [m.id for m in bus.log] == logged  # the outbox is the event log
+        assert carried(bus.log) == logged  # the outbox is the event log
         assert sales.cursor == len(logged)
         assert sales.engine.store.get_meta("relay:sales") == str(sales.cursor)
         assert sales.relay() == 0  # nothing new past the cursor
@@ -334,7 +335,32 @@ def test_relay_publishes_again_after_the_bus_failed() -> None:
         assert bus.log == []
         assert sales.engine.store.get_meta("relay:sales") in (None, "0")
         sales.relay()  # the broker is back
-        assert [m.id for m in bus.log] == [e.id for e in sales.engine.events()]
+        assert carried(bus.log) == [e.id for e in sales.engine.events()]
+
+
+def carried(msgs: list[Message]) -> list[str]:
+    """The ids of the events the messages carry (one each, or a node's bundle), in order."""
+    return [e.id for m in msgs for e in wire.decode(m.data) if isinstance(e, Event)]
+
+
+def test_the_relay_bundles_a_batch_per_addressee() -> None:
+    """One message per addressee for each batch read from the log; a lone event goes as
+    itself, with its own id (so the broker's duplicate window still applies to it)."""
+    bus = TestBus()
+    with network(build(THREE), bus) as net:
+        sales = net.initiator
+        sales.engine.listeners.clear()  # relay by hand: both cases in one batch
+        sales.engine.start_case("t", {}, case_id="c1")
+        sales.engine.start_case("t", {}, case_id="c2")
+        sales.relay()
+        assert carried(bus.log) == [e.id for e in sales.engine.events()]
+        (msg,) = bus.log  # observers' events only: one bundle
+        assert orjson.loads(msg.data)[0]["id"] == "c1#sales#1"
+        assert msg.id == "c1#sales#1..c2#sales#2"
+        sales.bundle = False
+        sales.engine.start_case("t", {}, case_id="c3")
+        sales.relay()
+        assert [m.id for m in bus.log[1:]] == [e.id for e in sales.engine.events("c3")]
 
 
 # -- exactly-once under redelivery and reordering ---------------------------------------------
@@ -804,6 +830,8 @@ def test_inclusive_join_waits_for_exactly_the_announced_branches(
 ) -> None:
     bus = TestBus(hold=is_announcement if announce_last else None)
     with network(build(INCLUSIVE3), bus) as net:
+        for node in net.nodes.values():
+            node.bundle = False  # one message per event, so the announcement can be held back
         p = net.projection
         assert p.owner["J"] == "it"
         assert p.part("sales").announces_to == ("it",)
@@ -1004,3 +1032,72 @@ def test_every_case_completes_and_ended_weights_sum_to_one(
         assert all(0 < w <= 1 for w in weights)
         assert Fraction(net.initiator.engine.case("w1").ended_weight) == 1
         assert_closed_everywhere(net, "w1")
+
+
+def test_events_encoded_from_store_rows_match_their_cloudevents() -> None:
+    """The relay encodes SQLite rows directly (the data is not decoded and encoded again):
+    byte for byte what Event.to_cloudevent gives, for every kind of event a case writes."""
+    with network(build(THREE), MemoryBus()) as net:
+        net.start("c1")
+        net.do("a", {"n": 1})
+        for node in net.nodes.values():
+            store = node.engine.store
+            rows = store.event_rows(0, 1000)  # type: ignore[attr-defined]
+            events = [e for _pos, e in store.events()]
+            assert rows and len(rows) == len(events)
+            for r, e in zip(rows, events, strict=True):
+                assert wire.encode_row(r, "s") == wire.encode(e, "s")
+                assert node._addressee_row(r[4], r[11]) == node.addressee(e)
+
+
+class PipelinedBus(TestBus):
+    """A TestBus that publishes without waiting: each batch's acknowledgement is a future the
+    test settles by hand."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.futures: list[Any] = []
+
+    def publish_nowait(self, items: list[tuple[str, bytes, str]]) -> Any:
+        from concurrent.futures import Future
+
+        self.publish_many(items)
+        future: Future[None] = Future()
+        self.futures.append(future)
+        return future
+
+
+def test_a_pipelined_relay_moves_the_cursor_only_over_acknowledged_batches() -> None:
+    bus = PipelinedBus()
+    with network(build(THREE), bus) as net:
+        sales = net.initiator
+        sales.engine.listeners.clear()  # relay by hand
+        sales.eager_relay, sales.pipelined = False, True
+        sales.engine.start_case("t", {}, case_id="c1")
+        assert sales.relay() == 2
+        sales.engine.start_case("t", {}, case_id="c2")
+        assert sales.relay() == 2  # a second batch while the first is in flight
+        assert sales.cursor == 0 and sales.pending == 2
+        bus.futures[1].set_result(None)  # acknowledged out of order: the cursor waits
+        sales.relay()
+        assert sales.cursor == 0
+        bus.futures[0].set_result(None)
+        sales.relay()
+        assert (sales.cursor, sales.pending) == (4, 0)
+        sales.engine.start_case("t", {}, case_id="c3")
+        sales.relay()
+        bus.futures[2].set_exception(ConnectionError("broker gone"))
+        with pytest.raises(ConnectionError):
+            sales.relay()  # refused: rewinds to the cursor
+        assert sales.cursor == 4
+        sales._retry_at = 0.0  # (skip the back-off)
+        assert sales.relay() == 2  # c3's events go again
+        bus.futures[3].set_result(None)
+        sales.drain()
+        assert sales.cursor == 6
+        assert sales.engine.store.get_meta("relay:sales") == "6"
+        assert carried(bus.log) == [e.id for e in sales.engine.events()] + [
+            e.id for e in sales.engine.events("c3")
+        ]

@@ -36,7 +36,9 @@ class Bus(Protocol):
         """Publish durably (returns once the broker has it)."""
 
     def publish_many(self, items: list[tuple[str, bytes, str]]) -> None:
-        """Publish (subject, data, id) items, acknowledgements awaited together."""
+        """Publish (subject, data, id) items, acknowledgements awaited together. (A bus may
+        also offer ``publish_nowait(items) -> concurrent.futures.Future``, done once the broker
+        has them all, as NatsBus does: a pipelined relay uses it; see TeamNode.relay.)"""
 
     def subscribe(
         self,

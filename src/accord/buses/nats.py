@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -145,6 +145,11 @@ class NatsBus:
         """Publish several messages with their acknowledgements awaited together (pipelined)."""
         if items:
             self._run(self._publish_many(items))
+
+    def publish_nowait(self, items: list[tuple[str, bytes, str]]) -> Future[None]:
+        """Like publish_many, without waiting: the future is done once JetStream has stored
+        every item (or has failed, with the error)."""
+        return asyncio.run_coroutine_threadsafe(self._publish_many(items), self._loop)
 
     async def _publish_many(self, items: list[tuple[str, bytes, str]]) -> None:
         for subject, _, _ in items:

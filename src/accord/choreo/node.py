@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
+from concurrent.futures import CancelledError, Future, wait
 from typing import Any
 
 import orjson
 
 from accord.buses.base import Bus, Message, inbox_subjects, subject_for
 from accord.central.engine import Engine
+from accord.choreo import wire
 from accord.choreo.projection import Projection
 from accord.clock import Clock
-from accord.errors import CaseError
+from accord.errors import CaseError, NotFound
 from accord.events import Event, EventType
 from accord.handlers import HandlerRegistry
 from accord.kernel import (
@@ -38,6 +42,26 @@ from accord.kernel.graph import graph_of
 from accord.stores.base import Store
 
 log = logging.getLogger("accord.node")
+
+# events whose addressee is in their data (the rest go by type alone; see TeamNode.addressee)
+_ADDRESSED_BY_DATA = frozenset(
+    {EventType.HANDOFF, EventType.HANDOFF_REJECTED, EventType.GATEWAY_DECIDED}
+    | {t for t in EventType if t.value.startswith("issue.")}
+)
+# the relay looks types up by their stored text: a dict is cheaper than EventType(text)
+_TYPE_OF = {t.value: t for t in EventType}
+# events that go to observers only, whatever their data (see TeamNode._addressee)
+_OBSERVED_ONLY = frozenset(
+    t
+    for t in EventType
+    if t not in _ADDRESSED_BY_DATA
+    and t not in (EventType.BRANCH_ENDED, EventType.CASE_COMPLETED, EventType.CASE_CANCELLED,
+                  EventType.CASE_REQUESTED)
+)  # fmt: skip
+
+RELAY_BATCH = 1000  # events read from the log per relay round
+CURSOR_EVERY_S = 0.05  # the relay cursor is written at most this often while publishing
+MAX_IN_FLIGHT = 4  # batches a pipelined relay hands to the bus before the first is acknowledged
 
 
 def sender_of(e: Event) -> str | None:
@@ -76,12 +100,23 @@ class TeamNode:
         self.bus = bus
         self._cursor_key = f"relay:{team}"
         self.cursor = int(store.get_meta(self._cursor_key) or 0)
+        self._saved_cursor = self.cursor
+        self._saved_at = float("-inf")
+        # one message per addressee for each batch the relay reads (see accord.choreo.wire);
+        # False: one message per event (the simulator counts messages that way)
+        self.bundle = True
         self.rejected = 0
         self.handled = 0
         self._relay_lock = threading.Lock()
-        # publish right after each commit (in-process buses); a live node's own loop relays
-        # instead, so the consuming thread never waits for the broker's acks
+        # publish right after each commit, waiting for the bus (in-process buses); a live node
+        # sets this False and ``pipelined`` True, and its loop relays (see relay and wait)
         self.eager_relay = True
+        self.pipelined = False
+        self._sent = self.cursor  # the last position handed to the bus
+        self._in_flight: deque[tuple[int, Future[None]]] = deque()
+        self._wake = threading.Event()
+        self._backoff = 0.0
+        self._retry_at = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -101,6 +136,8 @@ class TeamNode:
     def _after_commit(self, _events: list[Event]) -> None:
         if self.eager_relay:
             self.relay()
+        else:
+            self._wake.set()  # the node's loop relays
 
     def start_case(
         self,
@@ -133,25 +170,31 @@ class TeamNode:
         items: list[tuple[str, str, AnyAction]] = []
         sources: list[Event] = []
         for msg in msgs:
-            try:
-                e = Event.from_cloudevent(orjson.loads(msg.data))
-            except (ValueError, orjson.JSONDecodeError) as exc:
+            decoded = wire.decode(msg.data)
+            bad = [str(e) for e in decoded if isinstance(e, ValueError)]
+            if bad:
                 log.warning(
                     "%s: malformed message %s on %s skipped: %s",
-                    self.team, msg.id, msg.subject, exc,
+                    self.team, msg.id, msg.subject, "; ".join(dict.fromkeys(bad)),
                 )  # fmt: skip
-                continue
-            if sender_of(e) == self.team:
-                continue  # our own event, already applied when we wrote it
-            if e.type is EventType.CASE_REQUESTED:
-                self._requested(e)
-                continue
-            action = self._action_for(e)
-            if action is not None:
-                items.append((self.d.key, e.case, action))
-                sources.append(e)
+            for e in decoded:
+                if isinstance(e, ValueError):
+                    continue
+                if sender_of(e) == self.team:
+                    continue  # our own event, already applied when we wrote it
+                if e.type is EventType.CASE_REQUESTED:
+                    self._requested(e)
+                    continue
+                action = self._action_for(e)
+                if action is not None:
+                    items.append((self.d.key, e.case, action))
+                    sources.append(e)
         if items:
-            for e, result in zip(sources, self.engine.apply_many(items), strict=True):
+            for e, (_key, _case, action), result in zip(
+                sources, items, self.engine.apply_many(items), strict=True
+            ):
+                if isinstance(result, NotFound) and isinstance(action, CloseCase):
+                    continue  # the end of a case this node never took part in
                 if isinstance(result, CaseError):
                     # a late or duplicate message for a case that ended here, a handoff for a
                     # step this team does not own: say so, change nothing
@@ -243,8 +286,7 @@ class TeamNode:
         if issue_action is not None:
             return issue_action
         if t in (EventType.CASE_COMPLETED, EventType.CASE_CANCELLED):
-            if self.engine.store.load_case(e.case) is None:
-                return None  # never took part in this case
+            # a node that never took part in the case has nothing to close (see on_messages)
             outcome = "cancelled" if t is EventType.CASE_CANCELLED else "completed"
             return CloseCase(at=now, actor=f"node:{self.team}", outcome=outcome, msg_id=e.id)
         return None
@@ -337,39 +379,145 @@ class TeamNode:
     # -- outbound -------------------------------------------------------------------------------
 
     def relay(self) -> int:
-        """Publish committed events past the cursor; move the cursor. Returns how many."""
+        """Publish committed events past what was sent; move the cursor past what the bus has
+        acknowledged. Returns how many events were handed to the bus.
+
+        With ``pipelined`` set and a bus that can publish without waiting (``publish_nowait``),
+        up to MAX_IN_FLIGHT batches are on their way at once: a call only hands them over, and
+        a later call (or :meth:`drain`) moves the cursor over those the broker has stored, in
+        log order. A batch the bus refused rewinds to the cursor: everything after it goes
+        again (receivers ignore what they already have)."""
         if self.bus is None or not self._relay_lock.acquire(blocking=False):
             return 0  # busy (an in-process bus may call back into us while we publish)
         sent = 0
         try:
-            while True:
-                batch = list(self.engine.store.events(after=self.cursor, limit=500))
-                if not batch:
+            if self.pipelined and time.monotonic() < self._retry_at:
+                return 0  # the bus refused a batch lately: wait a little before trying again
+            try:
+                self._settle()
+            except Exception:
+                self._backoff = min(max(self._backoff * 2, 0.1), 5.0)
+                self._retry_at = time.monotonic() + self._backoff
+                raise
+            self._backoff = 0.0
+            self._wake.clear()  # what woke the loop is read below; later commits wake it again
+            nowait = getattr(self.bus, "publish_nowait", None) if self.pipelined else None
+            while len(self._in_flight) < MAX_IN_FLIGHT:
+                n, last, parts = self._read(self._sent)
+                if not n:
                     break
-                source = {"source": f"accord/node/{self.team}"}
-                self.bus.publish_many(
-                    [
-                        (
-                            subject_for(e.process, e.type.value, self.addressee(e)),
-                            orjson.dumps(e.to_cloudevent() | source),
-                            e.id,
-                        )
-                        for _pos, e in batch
-                    ]
-                )
-                # only once the bus has them: a failed publish is retried by the next relay
-                self.cursor = batch[-1][0]
-                sent += len(batch)
-                # after publishing: a crash before this line publishes again, never loses
-                self.engine.store.set_meta(self._cursor_key, str(self.cursor))
+                items = self._messages(parts)
+                if nowait is None:
+                    self.bus.publish_many(items)
+                    # only once the bus has them: a failed publish is retried by the next relay
+                    self._sent = self.cursor = last
+                else:
+                    future: Future[None] = nowait(items)
+                    future.add_done_callback(self._acked)
+                    self._in_flight.append((last, future))
+                    self._sent = last
+                sent += n
+                if n < RELAY_BATCH:
+                    break  # that was all
+            # after publishing: a crash before the cursor is stored publishes again, never
+            # loses; receivers ignore what they already acted on
+            if time.monotonic() - self._saved_at >= CURSOR_EVERY_S:
+                self.save_cursor()
         finally:
             self._relay_lock.release()
         return sent
 
+    def _acked(self, _future: Future[None]) -> None:
+        self._wake.set()  # (the bus's thread) a batch was stored or refused: settle it soon
+
+    def _settle(self) -> None:
+        """Move the cursor over the leading batches the broker has acknowledged."""
+        while self._in_flight and self._in_flight[0][1].done():
+            last, future = self._in_flight.popleft()
+            exc = CancelledError() if future.cancelled() else future.exception()
+            if exc is not None:
+                for _, later in self._in_flight:
+                    later.cancel()
+                self._in_flight.clear()
+                self._sent = self.cursor  # everything not acknowledged in order goes again
+                raise exc
+            self.cursor = last
+
+    @property
+    def pending(self) -> int:
+        """Batches handed to the bus and not yet acknowledged (pipelined relay)."""
+        return len(self._in_flight)
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait for every batch in flight, then move and store the cursor."""
+        with self._relay_lock:
+            try:
+                if self._in_flight:
+                    wait([f for _, f in self._in_flight], timeout=timeout)
+                self._settle()
+            finally:
+                self.save_cursor()
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep until something commits or a publish is acknowledged (at most ``timeout``
+        seconds); True if woken."""
+        woken = self._wake.wait(timeout)
+        if woken:
+            self._wake.clear()
+        return woken
+
+    def save_cursor(self) -> None:
+        """Store the relay cursor now (the relay does so at most every CURSOR_EVERY_S)."""
+        self._saved_at = time.monotonic()
+        cursor = self.cursor
+        if cursor != self._saved_cursor:
+            self.engine.store.set_meta(self._cursor_key, str(cursor))
+            self._saved_cursor = cursor
+
+    def _read(self, after: int) -> tuple[int, int, list[tuple[str | None, wire.Part]]]:
+        """Up to RELAY_BATCH events of the log past position ``after``: how many, the last
+        position, and each event encoded with its addressee."""
+        source = f"accord/node/{self.team}"
+        event_rows = getattr(self.engine.store, "event_rows", None)
+        if event_rows is not None:  # straight from the rows: the data is not decoded again
+            rows = event_rows(after, RELAY_BATCH)
+            parts = [
+                (self._addressee_row(r[4], r[11]), (r[1], r[4], wire.encode_row(r, source)))
+                for r in rows
+            ]
+            return len(rows), (rows[-1][0] if rows else after), parts
+        batch = list(self.engine.store.events(after=after, limit=RELAY_BATCH))
+        parts = [
+            (self.addressee(e), (e.id, e.type.value, wire.encode(e, source))) for _pos, e in batch
+        ]
+        return len(batch), (batch[-1][0] if batch else after), parts
+
+    def _messages(self, parts: list[tuple[str | None, wire.Part]]) -> list[tuple[str, bytes, str]]:
+        """(subject, data, id) to publish for a batch read from the log: one bundle per
+        addressee, in log order within each (or one message per event, without ``bundle``)."""
+        pid = self.d.id
+        if not self.bundle:
+            return [(subject_for(pid, t, to), doc, eid) for to, (eid, t, doc) in parts]
+        groups: dict[str | None, list[wire.Part]] = {}
+        for to, part in parts:
+            groups.setdefault(to, []).append(part)
+        return [
+            (subject_for(pid, wire.bundle_type(b), to), wire.bundle_data(b), wire.bundle_id(b))
+            for to, group in groups.items()
+            for b in wire.bundles(group)
+        ]
+
     def addressee(self, e: Event) -> str | None:
         """Which node an event is for (``all`` for every node; None: observers only)."""
-        t = e.type
-        data = e.data
+        return self._addressee(e.type, e.data)
+
+    def _addressee_row(self, etype: str, data: str) -> str | None:
+        t = _TYPE_OF.get(etype) or EventType(etype)  # (an unknown type raises, as before)
+        if t in _OBSERVED_ONLY:
+            return None  # task.ready, task.completed, ...: most of the log
+        return self._addressee(t, orjson.loads(data) if t in _ADDRESSED_BY_DATA else {})
+
+    def _addressee(self, t: EventType, data: dict[str, Any]) -> str | None:
         if t is EventType.HANDOFF_REJECTED:
             return str(data.get("from_team") or "") or None
         if t is EventType.HANDOFF or t.value.startswith("issue."):
@@ -384,5 +532,9 @@ class TeamNode:
         return None
 
     def close(self) -> None:
-        """Close the node's store."""
+        """Wait for what is in flight, store the relay cursor and close the node's store."""
+        try:
+            self.drain(timeout=5.0)
+        except Exception as exc:  # the bus is gone: the next start publishes these again
+            log.warning("%s: relay not drained at close: %s", self.team, exc)
         self.engine.close()

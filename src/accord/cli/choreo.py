@@ -227,7 +227,7 @@ def node(  # noqa: PLR0917 - typer maps each parameter to an option
     import logging
 
     from accord.buses import open_bus
-    from accord.choreo.live import LiveNode
+    from accord.choreo.live import LiveNode, tune_gc
     from accord.choreo.node import TeamNode
     from accord.choreo.projection import project as cut
     from accord.model import load
@@ -236,6 +236,7 @@ def node(  # noqa: PLR0917 - typer maps each parameter to an option
     from accord.stores import open_store
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {team} %(levelname)s %(message)s")
+    tune_gc()  # this process is the node
     d = load(process)
     sc = load_scenario(d)
     d = staffed(d, sc)
@@ -320,8 +321,8 @@ def board(  # noqa: PLR0917 - typer maps each parameter to an option
     import time
 
     from accord.buses import open_bus
+    from accord.choreo import wire
     from accord.choreo.board import StatusBoard
-    from accord.events import Event
     from accord.model import load
 
     d = load(process)
@@ -329,12 +330,11 @@ def board(  # noqa: PLR0917 - typer maps each parameter to an option
     lock = threading.Lock()
 
     def hear(msg: Any) -> None:
-        try:
-            e = Event.from_cloudevent(orjson.loads(msg.data))
-        except (ValueError, orjson.JSONDecodeError):
-            return
+        # one event or a node's bundle of them; malformed envelopes are skipped
+        events = [e for e in wire.decode(msg.data) if not isinstance(e, ValueError)]
         with lock:
-            sb.observe(e)
+            for e in events:
+                sb.observe(e)
 
     stop = _graceful()
     the_bus = open_bus(bus)

@@ -106,6 +106,7 @@ class ChoreoWorld(World):
             schedule=lambda fn: sim.at(sim.clock.now() + self.latency_s, "deliver", fn)
         )
         for node in self.nodes.values():
+            node.bundle = False  # one message per event: each has its latency, and is counted
             node.attach(self.bus)  # it relays after each commit
 
         def board(msg: Message) -> None:
