@@ -858,3 +858,18 @@ def test_a_store_at_an_older_migration_is_upgraded_in_place(store_url: str) -> N
         assert [r.id for r in s.lease_tasks("r1", T0, T0 + 30, 1)] == ["j1:build:1"]
     finally:
         s.close()
+
+
+def test_run_sql_reads_and_writes_side_tables(store: Store) -> None:
+    """``run_sql`` (the web app's users, sessions and tokens) behaves alike on every backend:
+    ``?`` placeholders, rows as tuples, a duplicate key as ConcurrencyError, ``%`` literal."""
+    insert = "INSERT INTO users (id, name, password, teams, roles, created_at) VALUES (?,?,?,?,?,?)"
+    assert store.run_sql(insert, ("u1", "Una 100%", None, "[]", '["member"]', T0)) == []
+    assert store.run_sql("SELECT name, password, created_at FROM users WHERE id = ?", ("u1",)) == [
+        ("Una 100%", None, T0)
+    ]
+    with pytest.raises(ConcurrencyError):
+        store.run_sql(insert, ("u1", "again", None, "[]", "[]", T0))
+    assert store.run_sql("SELECT count(*) FROM users WHERE name LIKE '%100%'") == [(1,)]
+    store.run_sql("DELETE FROM users WHERE id = ?", ("u1",))
+    assert store.run_sql("SELECT id FROM users") == []

@@ -1,6 +1,6 @@
 """Exported diagrams open in bpmn-js (the library behind Camunda Modeler) with no import warnings.
 
-Needs Node.js's npm (to install bpmn-js once into a cache folder), Debian's Chromium
+Needs bpmn-js in the project's node_modules (``make install`` runs ``npm ci``), Debian's Chromium
 (``apt-get install -y chromium``) and Playwright for Python (the ``dev`` extra; it drives the
 system's Chromium, no browser is downloaded). Skipped locally when one is missing; a failure
 under CI, where .ci/run installs them.
@@ -9,8 +9,6 @@ under CI, where .ci/run installs them.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,9 @@ from accord.model import load
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus" / "bpmn"
-BPMN_JS = "18.31.1"
 CHROMIUM = os.environ.get("ACCORD_CHROMIUM", "/usr/bin/chromium")
-CACHE = Path(os.environ.get("ACCORD_TEST_CACHE", str(Path.home() / ".cache" / "accord")))
+# bpmn-js as package.json pins it: the same copy the web app serves
+NODE_MODULES = Path(os.environ.get("ACCORD_NODE_MODULES", str(ROOT / "node_modules")))
 EXAMPLES = ["client-onboarding.yaml", "loan-processing.yaml", "procurement.yaml"]
 
 IMPORT = """async (xml) => {
@@ -54,32 +52,10 @@ def _missing(reason: str) -> None:
 
 @pytest.fixture(scope="module")
 def bpmn_js() -> Path:
-    """The bpmn-js viewer bundle, installed from npm into a cache folder the first time."""
-    prefix = CACHE / f"bpmn-js-{BPMN_JS}"
-    bundle = prefix / "node_modules" / "bpmn-js" / "dist" / "bpmn-viewer.development.js"
+    """The bpmn-js viewer bundle the project installs (``make install`` runs ``npm ci``)."""
+    bundle = NODE_MODULES / "bpmn-js" / "dist" / "bpmn-viewer.development.js"
     if not bundle.is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            _missing("npm (Node.js) is needed to install bpmn-js")
-        prefix.mkdir(parents=True, exist_ok=True)
-        res = subprocess.run(
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(prefix),
-                f"bpmn-js@{BPMN_JS}",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if res.returncode != 0 or not bundle.is_file():
-            _missing(f"npm install bpmn-js@{BPMN_JS} failed: {res.stderr[-500:]}")
+        _missing(f"bpmn-js is not installed in {NODE_MODULES}: run `make install` (npm ci)")
     return bundle
 
 

@@ -80,17 +80,18 @@ def histogram(
 def timeline(
     labels: Sequence[str],
     bars: Sequence[int],
-    line: Sequence[int],
+    line: Sequence[int] | None,
     title: str,
     *,
     bar_name: str = "completed",
     line_name: str = "open (WIP)",
 ) -> str:
-    """Bars (e.g. cases completed per period) with a line (e.g. cases open) on one axis."""
+    """Bars (e.g. cases completed per period) with a line (e.g. cases open) on one axis;
+    ``line`` None draws the bars alone."""
     w, h, left, bottom, top = 720, 260, 48, 46, 24
     if not bars:
         return _svg(w, 60, [_text(10, 30, "no data", color=MUTED)], title)
-    ticks = nice_ticks(max(*bars, max(line, default=0)))
+    ticks = nice_ticks(max(*bars, max(line or (), default=0)))
     ymax = ticks[-1]
     pw, ph = w - left - 12, h - bottom - top
     bw = pw / len(bars)
@@ -104,19 +105,24 @@ def timeline(
         body.append(
             f'<rect x="{left + i * bw + 1:.1f}" y="{top + ph - bh:.1f}" '
             f'width="{max(bw - 2, 1):.1f}" height="{bh:.1f}" fill="{BAR}">'
-            f"<title>{escape(labels[i])}: {b} {bar_name}, {line[i]} {line_name}</title></rect>"
+            f"<title>{escape(labels[i])}: {b} {bar_name}"
+            + (f", {line[i]} {line_name}" if line is not None else "")
+            + "</title></rect>"
         )
-    pts = " ".join(
-        f"{left + (i + 0.5) * bw:.1f},{top + ph - ph * v / ymax:.1f}" for i, v in enumerate(line)
-    )
-    body.append(f'<polyline points="{pts}" fill="none" stroke="{ACCENT}" stroke-width="2"/>')
+    if line is not None:
+        pts = " ".join(
+            f"{left + (i + 0.5) * bw:.1f},{top + ph - ph * v / ymax:.1f}"
+            for i, v in enumerate(line)
+        )
+        body.append(f'<polyline points="{pts}" fill="none" stroke="{ACCENT}" stroke-width="2"/>')
     step = max(1, len(labels) // 6)
     for i in range(0, len(labels), step):
         body.append(_text(left + (i + 0.5) * bw, h - bottom + 16, labels[i], 10, "middle", MUTED))
     body.append(f'<rect x="{left}" y="4" width="10" height="10" fill="{BAR}"/>')
     body.append(_text(left + 14, 13, bar_name, 10))
-    body.append(f'<rect x="{left + 110}" y="8" width="14" height="2" fill="{ACCENT}"/>')
-    body.append(_text(left + 128, 13, line_name, 10))
+    if line is not None:
+        body.append(f'<rect x="{left + 110}" y="8" width="14" height="2" fill="{ACCENT}"/>')
+        body.append(_text(left + 128, 13, line_name, 10))
     return _svg(w, h, body, title)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from accord.central import shared as shared_mode
 from accord.central.assignment import Assigner
+from accord.central.group import GroupCommit
 from accord.central.jobs import HandlerPool
 from accord.clock import Clock, SystemClock
 from accord.errors import (
@@ -100,8 +101,11 @@ class UnitOfWork:
         lease_s: float = DEFAULT_LEASE_S,
         retries: int = DEFAULT_RETRIES,
         auto_assign: bool = True,
+        group_commit: GroupCommit | None = None,
     ) -> None:
         self.store = store
+        # shared mode: concurrent units commit together (accord.central.group)
+        self.group_commit = group_commit if shared else None
         # False when someone else (a coordinating team in a simulation) makes hub assignments
         self.auto_assign = auto_assign
         self.shared = shared
@@ -153,6 +157,11 @@ class UnitOfWork:
             else:
                 text = ""
             self.store.put_definition(d.key, d.name, text, self.clock.now())
+
+    def deployed(self) -> list[ProcessDefinition]:
+        """Every deployed definition (each version), by process id then version."""
+        with self._lock:
+            return sorted(self._defs.values(), key=lambda d: (d.id, d.version))
 
     def definition(self, name: str) -> ProcessDefinition:
         """A deployed definition by ``id`` (latest version) or ``id@version``."""
@@ -210,7 +219,9 @@ class UnitOfWork:
         case_id = t.state.case_id
         w = batch.writes.get(case_id)
         if w is None:
-            w = batch.writes[case_id] = CaseWrite(t.state, version)
+            # ``old`` is what the store holds at ``version`` (read by this batch, or cached
+            # after the commit that wrote it)
+            w = batch.writes[case_id] = CaseWrite(t.state, version, stored=old)
         w.state = t.state
         old_tasks = old.tasks if old is not None else {}
         for tid, task in t.state.tasks.items():
@@ -232,9 +243,8 @@ class UnitOfWork:
             if held_now and held_now != held_before:
                 self.assigner.taken(held_now)
                 batch.delta[held_now] += 1
-        for e in t.events:
-            w.events.append(e)
-            batch.events.append(e)
+        w.events.extend(t.events)
+        batch.events.extend(t.events)
         for cmd in t.commands:
             if isinstance(cmd, ScheduleTimer):
                 w.timers_set[cmd.timer_id] = cmd.due
@@ -320,9 +330,17 @@ class UnitOfWork:
         runs again on fresh state, a bounded number of times with jittered back-off: ``work``
         must therefore be repeatable (it is: it only computes from what it reads).
         """
+        group = self.group_commit
         for attempt in range(self.retries + 1):
             try:
-                batch, result = self._compute(work)
+                if group is not None:
+                    group.arrive()  # a leader may wait briefly for this unit to join its commit
+                try:
+                    batch, result = self._compute(work)
+                except BaseException:
+                    if group is not None:
+                        group.leave()
+                    raise
                 if self.shared:
                     # Nothing in memory depends on a shared engine's commit, so it runs outside
                     # the lock: another thread's unit computes while this one waits for the disk.
@@ -371,10 +389,16 @@ class UnitOfWork:
                 log.exception("event listener %r failed", listener)
 
     def _commit(self, batch: _Batch) -> None:
+        group = self.group_commit
         if not batch.writes:
+            if group is not None:
+                group.leave()
             return
         writes = list(batch.writes.values())
-        versions = self.store.commit(writes, self.clock.now())
+        if group is not None:
+            versions = group.commit(writes, self.clock.now())
+        else:
+            versions = self.store.commit(writes, self.clock.now())
         if self.shared:
             return  # nothing kept in memory: jobs wait in the task table to be leased
         for w, v in zip(writes, versions, strict=True):

@@ -17,6 +17,7 @@ from accord.cli import choreo  # noqa: F401  isort: skip
 from accord.cli import analytics  # noqa: F401  isort: skip
 from accord.cli import ops  # noqa: F401  isort: skip
 from accord.cli import bpmn  # noqa: F401  isort: skip
+from accord.cli import web  # noqa: F401  isort: skip
 
 
 def main() -> None:

@@ -72,6 +72,7 @@ def simulate(
     db: str | None = None,
     scenario: Path | None = None,
     show_progress: bool = True,
+    horizon: float | None = None,
 ) -> dict[str, Any]:
     """Run a simulation with a progress bar on stderr (see accord.sim.session.simulate)."""
     from accord.sim.session import MODES
@@ -97,6 +98,7 @@ def simulate(
             db=db,
             scenario=scenario,
             progress=lambda done, total: bar.update(task, completed=done),
+            horizon=horizon,
         )
 
 
@@ -159,11 +161,36 @@ def run(  # noqa: PLR0917 - typer maps each parameter to an option
         Path | None, typer.Option(help="Scenario file (default: the process file's own).")
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    horizon: Annotated[
+        str | None,
+        typer.Option(
+            help="Stop after this much virtual time from the first arrival (ISO duration, "
+            "e.g. P90D); cases still open are reported open. Default: 3 times the span of "
+            "the arrivals, at least 30 days past the last one."
+        ),
+    ] = None,
 ) -> None:
     """Run N cases with synthetic team members on virtual time and summarise them."""
+    from accord.model.durations import parse_duration
+
+    limit: float | None = None
+    if horizon is not None:
+        try:
+            limit = parse_duration(horizon)
+        except ValueError as exc:
+            fail(f"--horizon: {exc}", 2)
+        if limit is not None and limit <= 0:
+            fail("--horizon must be longer than nothing", 2)
     try:
         summary = simulate(
-            file, cases, mode=mode, seed=seed, db=db, scenario=scenario, show_progress=not json
+            file,
+            cases,
+            mode=mode,
+            seed=seed,
+            db=db,
+            scenario=scenario,
+            show_progress=not json,
+            horizon=limit,
         )
     except DefinitionError as exc:
         for p in exc.problems:
@@ -174,9 +201,14 @@ def run(  # noqa: PLR0917 - typer maps each parameter to an option
     else:
         _print_summary(summary, f"{summary['process']}: {cases} cases, seed {seed}")
     if summary["cases_open"]:
+        stopped = (
+            f"; the run stopped at its horizon, {summary['horizon_days']} days (--horizon)"
+            if summary.get("horizon_reached")
+            else ""
+        )
         err.print(
             f"[yellow]{summary['cases_open']} cases did not finish[/yellow] "
-            f"(first: {', '.join(summary['unfinished'][:5])}); see `accord status`"
+            f"(first: {', '.join(summary['unfinished'][:5])}){stopped}; see `accord status`"
         )
 
 
@@ -341,6 +373,9 @@ def demo(
         f"  accord events --db {db} --case {first[0].id if first else 'ID'}\n"
         f"  accord events --db {db} --xes onboarding.xes   # for pm4py, ProM, Disco\n"
         "And the same process run three ways, side by side:\n"
-        "  accord compare examples/client-onboarding.yaml --modes central,choreo,hybrid\n",
+        "  accord compare examples/client-onboarding.yaml --modes central,choreo,hybrid\n"
+        "Open it in the web app (the first start prints the demo users' passwords):\n"
+        "  make serve\n"
+        f"  accord serve --db {db} --seed-demo --process examples/client-onboarding.yaml\n",
         highlight=False,
     )

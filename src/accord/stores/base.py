@@ -28,6 +28,9 @@ class CaseWrite:
     tasks: dict[str, Task] = field(default_factory=dict)
     timers_set: dict[str, float] = field(default_factory=dict)
     timers_cleared: set[str] = field(default_factory=set)
+    # The state the stored row holds at ``expected_version``, when the writer knows it (the
+    # state it read): a store may then leave unchanged indexed columns alone.
+    stored: CaseState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,14 @@ class Store(Protocol):
 
     def set_meta(self, key: str, value: str) -> None:
         """Set a small persistent setting."""
+
+    def run_sql(self, statement: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement on accord's own side tables in its own transaction; return its
+        rows (none for a write). Placeholders are ``?`` whatever the backend.
+
+        For small tables outside the unit of work (the web app's users, sessions and tokens:
+        accord.web.accounts); a duplicate key raises :class:`ConcurrencyError`.
+        """
 
 
 class StoreUnavailable(StoreError):

@@ -68,4 +68,52 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        3,
+        [
+            # People and programs of the web app and HTTP API (accord.web.accounts). Teams and
+            # roles are JSON arrays kept as text; a user without a password logs in by token only.
+            """CREATE TABLE users (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, password TEXT,
+                teams TEXT NOT NULL, roles TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL)""",
+            # Only hashes of session cookies and API tokens are kept: a copy of the database
+            # does not let anyone in.
+            """CREATE TABLE web_sessions (
+                hash TEXT PRIMARY KEY, user_id TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL)""",
+            "CREATE INDEX web_sessions_user ON web_sessions (user_id)",
+            """CREATE TABLE api_tokens (
+                id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL,
+                name TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+                last_used_at DOUBLE PRECISION)""",
+            "CREATE INDEX api_tokens_user ON api_tokens (user_id)",
+            # who deployed each definition through the API (an audit trail for deploys, which
+            # belong to no case and so to no case's event log)
+            "ALTER TABLE definitions ADD COLUMN deployed_by TEXT",
+        ],
+    )
+)
+
+MIGRATIONS.append(
+    (
+        4,
+        [
+            # Read models of the web app (accord.web.views): each page is a few range scans over
+            # a time window or a status, never a pass over the whole log.
+            # Recent events of one type: SLA breaches, handoffs, completions, claims.
+            "CREATE INDEX events_type_at ON events (type, at)",
+            # Open work by status across teams: failed tasks, per-team load and waiting, and
+            # the inbox's count of a team's ready human work (covering: no table reads).
+            "CREATE INDEX tasks_status ON tasks (status, team, kind, ready_at)",
+            # Cycle times and throughput of recently ended cases (covering: no table reads).
+            "CREATE INDEX cases_ended ON cases (status, ended_at, started_at)",
+            "CREATE INDEX cases_started ON cases (started_at)",
+            # The catalogue's cases per process and status; a process's newest open cases.
+            "CREATE INDEX cases_process ON cases (process, status, started_at)",
+        ],
+    )
+)
+
 LATEST = MIGRATIONS[-1][0]

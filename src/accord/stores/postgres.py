@@ -8,10 +8,11 @@
 * ``pool_size=N`` caps the connection pool (default 8).
 
 Every ``commit`` is one transaction of a few set-based statements (``unnest`` arrays), so a batch
-of hundreds of case transitions costs about as much as one. Cases are updated under the
-optimistic version check; work is shared between replicas with leases taken by
-``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``, so two replicas never take the
-same task or timer while its lease lasts. Durability is the server's: with the default
+of hundreds of case transitions costs about as much as one; the statements are pipelined, so a
+commit is two round trips (the statements, then ``COMMIT``) however many there are. Cases are
+updated under the optimistic version check; work is shared between replicas with leases taken
+by ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``, so two replicas never take
+the same task or timer while its lease lasts. Durability is the server's: with the default
 ``synchronous_commit = on`` a commit is on disk before it is acknowledged.
 
 Connection failures surface as :class:`StoreUnavailable`; the pool replaces broken connections
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import os
 import re
+import time
+import weakref
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,6 +53,8 @@ from accord.stores.rows import TASK_COLS, event_row, task_filter, task_row
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _DEFAULT_POOL = 8
 _OPEN_TIMEOUT = 10.0
+# a connection returned to the pool this recently is used again without a liveness check
+_FRESH_S = 1.0
 _EVENT_COLS = (
     "pos, id, case_id, seq, type, at, process, step, team, actor, task, data::text, causation,"
     " source"
@@ -137,6 +142,10 @@ class PostgresStore:
         conninfo, self.schema, pool_size = parse_url(url)
         parsed = urlparse(conninfo)
         self._where = f"{parsed.hostname or 'localhost'}:{parsed.port or 5432}{parsed.path}"
+        # when each pooled connection last came back (see _check)
+        self._used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,
@@ -144,7 +153,8 @@ class PostgresStore:
             kwargs={"autocommit": True},
             configure=self._configure,
             # A connection that died with the server is found and replaced before use.
-            check=ConnectionPool.check_connection,
+            check=self._check,
+            reset=self._returned,
             open=False,
             timeout=_OPEN_TIMEOUT,
             name=f"accord-{os.getpid()}",
@@ -160,6 +170,20 @@ class PostgresStore:
         except BaseException:
             self._pool.close(timeout=0)
             raise
+
+    def _returned(self, conn: psycopg.Connection[Any]) -> None:
+        self._used[conn] = time.monotonic()
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """Check a connection taken from the pool with an empty query (a round trip), unless it
+        came back to the pool healthy within the last ``_FRESH_S`` seconds: a busy server would
+        otherwise pay one round trip more on every statement it sends. A connection broken in
+        that short window fails its statement, which surfaces as StoreUnavailable (callers
+        retry; the pool then replaces it)."""
+        used = self._used.get(conn)
+        if used is not None and time.monotonic() - used < _FRESH_S and not conn.broken:
+            return
+        ConnectionPool.check_connection(conn)
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         if self.schema:
@@ -218,7 +242,8 @@ class PostgresStore:
     def put_definition(self, key: str, name: str, source: str, at: float) -> None:
         with self._conn() as conn:
             conn.execute(
-                "INSERT INTO definitions VALUES (%s,%s,%s,%s) ON CONFLICT (key) DO UPDATE SET "
+                "INSERT INTO definitions (key, name, source, deployed_at) VALUES (%s,%s,%s,%s) "
+                "ON CONFLICT (key) DO UPDATE SET "
                 "name = excluded.name, source = CASE WHEN excluded.source = '' "
                 "THEN definitions.source ELSE excluded.source END",
                 (key, name, source, at),
@@ -252,28 +277,33 @@ class PostgresStore:
         ordered = sorted(writes, key=lambda w: w.state.case_id)
         new = [w for w in ordered if w.expected_version is None]
         old = [w for w in ordered if w.expected_version is not None]
-        with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
+        events = [_event_row(e) for w in writes for e in w.events]
+        tasks = [_task_json(w.state, t) for w in ordered for t in w.tasks.values()]
+        cleared = [t for w in ordered for t in w.timers_cleared]
+        timers = [{"id": tid, "case_id": w.state.case_id, "due": due}
+                  for w in ordered for tid, due in w.timers_set.items()]  # fmt: skip
+        # Pipelined: BEGIN and every statement go out together and their results come back
+        # together (one round trip), then the version checks, then COMMIT (a second one). A
+        # failed check rolls everything back, statements after it included.
+        with self._conn() as conn, conn.pipeline() as pipe, conn.transaction():
+            inserted = updated = None
             if new:
-                cur.execute(_INSERT_CASES, (at, _rows_json([_case_row(w) for w in new])))
-                if cur.rowcount != len(new):
-                    raise ConcurrencyError("a case in this batch already exists")
+                inserted = conn.execute(_INSERT_CASES, (at, _rows_json(list(map(_case_row, new)))))
             if old:
-                cur.execute(_UPDATE_CASES, (at, _rows_json([_case_row(w) for w in old])))
-                if cur.rowcount != len(old):
-                    raise ConcurrencyError("a case in this batch changed under this writer")
-            events = [_event_row(e) for w in writes for e in w.events]
+                updated = conn.execute(_UPDATE_CASES, (at, _rows_json(list(map(_case_row, old)))))
             if events:
-                cur.execute(_INSERT_EVENTS, (_rows_json(events),))
-            tasks = [_task_json(w.state, t) for w in ordered for t in w.tasks.values()]
+                conn.execute(_INSERT_EVENTS, (_rows_json(events),))
             if tasks:
-                cur.execute(_UPSERT_TASKS, (_rows_json(tasks),))
-            cleared = [t for w in ordered for t in w.timers_cleared]
+                conn.execute(_UPSERT_TASKS, (_rows_json(tasks),))
             if cleared:
-                cur.execute("DELETE FROM timers WHERE id = ANY(%s)", (cleared,))
-            timers = [{"id": tid, "case_id": w.state.case_id, "due": due}
-                      for w in ordered for tid, due in w.timers_set.items()]  # fmt: skip
+                conn.execute("DELETE FROM timers WHERE id = ANY(%s)", (cleared,))
             if timers:
-                cur.execute(_UPSERT_TIMERS, (_rows_json(timers),))
+                conn.execute(_UPSERT_TIMERS, (_rows_json(timers),))
+            pipe.sync()
+            if inserted is not None and inserted.rowcount != len(new):
+                raise ConcurrencyError("a case in this batch already exists")
+            if updated is not None and updated.rowcount != len(old):
+                raise ConcurrencyError("a case in this batch changed under this writer")
         return [1 if w.expected_version is None else w.expected_version + 1 for w in writes]
 
     # -- queries --------------------------------------------------------------------------------
@@ -483,6 +513,12 @@ class PostgresStore:
                 "SET value = excluded.value",
                 (key, value),
             )
+
+    def run_sql(self, statement: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        query = statement.replace("%", "%%").replace("?", "%s")  # sqlite3's style to psycopg's
+        with self._conn() as conn:
+            cur = conn.execute(query, tuple(args))
+            return [tuple(r) for r in cur.fetchall()] if cur.description else []
 
 
 def drop_schema(url: str) -> None:

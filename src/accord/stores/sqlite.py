@@ -116,7 +116,8 @@ class SqliteStore:
     def put_definition(self, key: str, name: str, source: str, at: float) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO definitions VALUES (?,?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                "INSERT INTO definitions (key, name, source, deployed_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(key) DO UPDATE SET "
                 "name=excluded.name, source=CASE WHEN excluded.source = '' "
                 "THEN definitions.source ELSE excluded.source END",
                 (key, name, source, at),
@@ -155,6 +156,10 @@ class SqliteStore:
         if not writes:
             return []
         versions: list[int] = []
+        event_rows: list[tuple[Any, ...]] = []
+        task_rows: list[tuple[Any, ...]] = []
+        timers_cleared: list[tuple[str]] = []
+        timers_set: list[tuple[str, str, float]] = []
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -173,43 +178,55 @@ class SqliteStore:
                             raise ConcurrencyError(f"case {s.case_id} already exists") from None
                         versions.append(1)
                     else:
-                        cur = db.execute(
-                            "UPDATE cases SET status=?, version=version+1, state=?, ended_at=?, "
-                            "updated_at=?, incident=? WHERE id=? AND version=?",
-                            (s.status.value, s.to_json(), s.ended_at, at, incident,
-                             s.case_id, w.expected_version),
-                        )  # fmt: skip
+                        stored = w.stored
+                        if (
+                            stored is not None
+                            and stored.status is s.status
+                            and stored.ended_at == s.ended_at
+                        ):
+                            # status and ended_at as stored: their three indexes stay untouched
+                            cur = db.execute(
+                                "UPDATE cases SET version=version+1, state=?, updated_at=?, "
+                                "incident=? WHERE id=? AND version=?",
+                                (s.to_json(), at, incident, s.case_id, w.expected_version),
+                            )
+                        else:
+                            cur = db.execute(
+                                "UPDATE cases SET status=?, version=version+1, state=?, "
+                                "ended_at=?, updated_at=?, incident=? WHERE id=? AND version=?",
+                                (s.status.value, s.to_json(), s.ended_at, at, incident,
+                                 s.case_id, w.expected_version),
+                            )  # fmt: skip
                         if cur.rowcount != 1:
                             raise ConcurrencyError(f"case {s.case_id} changed under this writer")
                         versions.append(w.expected_version + 1)
-                    if w.events:
-                        db.executemany(
-                            _INSERT_EVENT,
-                            [
-                                (e.id, e.case, e.seq, e.type.value, e.at, e.process, e.step,
-                                 e.team, e.actor, e.task, orjson.dumps(e.data).decode(),
-                                 e.causation, e.source)
-                                for e in w.events
-                            ],
-                        )  # fmt: skip
-                    if w.tasks:
-                        db.executemany(_UPSERT_TASK,
-                            [
-                                (t.id, s.case_id, s.process, t.step, t.kind.value, t.team, t.role,
-                                 t.status.value, t.assignee, t.ready_at, t.claimed_at, t.attempt,
-                                 int(t.hub))
-                                for t in w.tasks.values()
-                            ],
-                        )  # fmt: skip
-                    if w.timers_cleared:
-                        db.executemany(
-                            "DELETE FROM timers WHERE id = ?", [(t,) for t in w.timers_cleared]
-                        )
-                    if w.timers_set:
-                        db.executemany(
-                            "INSERT OR REPLACE INTO timers (id, case_id, due) VALUES (?,?,?)",
-                            [(tid, s.case_id, due) for tid, due in w.timers_set.items()],
-                        )
+                    # the rows of every case go in one statement per table, in the same order
+                    # (events in log order: their positions are as if written case by case)
+                    event_rows.extend(
+                        (e.id, e.case, e.seq, e.type.value, e.at, e.process, e.step, e.team,
+                         e.actor, e.task, orjson.dumps(e.data).decode(), e.causation, e.source)
+                        for e in w.events
+                    )  # fmt: skip
+                    task_rows.extend(
+                        (t.id, s.case_id, s.process, t.step, t.kind.value, t.team, t.role,
+                         t.status.value, t.assignee, t.ready_at, t.claimed_at, t.attempt,
+                         int(t.hub))
+                        for t in w.tasks.values()
+                    )  # fmt: skip
+                    # a timer id names its case, so no timer is in two writes
+                    timers_cleared.extend((t,) for t in w.timers_cleared)
+                    timers_set.extend((tid, s.case_id, due) for tid, due in w.timers_set.items())
+                if event_rows:
+                    db.executemany(_INSERT_EVENT, event_rows)
+                if task_rows:
+                    db.executemany(_UPSERT_TASK, task_rows)
+                if timers_cleared:
+                    db.executemany("DELETE FROM timers WHERE id = ?", timers_cleared)
+                if timers_set:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO timers (id, case_id, due) VALUES (?,?,?)",
+                        timers_set,
+                    )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -234,6 +251,15 @@ class SqliteStore:
             rows = self._db.execute(sql, args).fetchall()
         for r in rows:
             yield r[0], event_row(r)
+
+    def event_rows(self, after: int, limit: int) -> list[Any]:
+        """The raw rows of the log past position ``after`` (the columns ``events`` reads, data
+        as JSON text), for a team node's relay, which only re-encodes them for the bus."""
+        with self._lock:
+            return self._db.execute(
+                f"SELECT {_EVENT_COLS} FROM events WHERE pos > ? ORDER BY pos LIMIT ?",
+                (after, limit),
+            ).fetchall()
 
     def tasks(
         self,
@@ -440,3 +466,10 @@ class SqliteStore:
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (key, value),
             )
+
+    def run_sql(self, statement: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return [tuple(r) for r in self._db.execute(statement, tuple(args)).fetchall()]
+            except sqlite3.IntegrityError as exc:
+                raise ConcurrencyError(f"already there: {exc}") from None
