@@ -13,8 +13,9 @@ Three dialects appear in real models:
   first, then with the JUEL operators.
 
 What is translated: literals, names and field paths (``a.b``, ``a["b"]``), arithmetic,
-comparisons, boolean logic and JUEL's ``c ? a : b``. Anything else (method calls, ``empty``, FEEL
-ranges and names with spaces, assignments) raises :class:`Untranslatable` with the reason, so the
+comparisons, boolean logic and JUEL's ``c ? a : b``; FEEL names with spaces (``Vacation Approval
+= "Approved"``) read the case field of that name with ``get("Vacation Approval")``. Anything else
+(method calls, ``empty``, FEEL ranges, names with spaces outside FEEL, assignments) raises :class:`Untranslatable` with the reason, so the
 importer can report the element instead of dropping the condition. The result is always checked by
 :func:`accord.model.expr.parse`: a translation never lets through what a hand-written condition
 could not contain.
@@ -42,6 +43,12 @@ _TOKEN = re.compile(
   | (?P<op>==|!=|<=|>=|&&|\|\||\.\.|[<>!=+\-*/%().,\[\]?:])
     """,
     re.VERBOSE,
+)
+
+# FEEL's keywords and operator words: never part of a name with spaces
+_FEEL_WORDS = frozenset(
+    "and or not in between instance of satisfies some every if then else for return "
+    "true false null function".split()
 )
 
 _MAX_DEPTH = 64  # nesting of parentheses and prefix operators: deeper is refused, not recursed
@@ -161,8 +168,8 @@ class _Parser:
         if kind != "end":
             if kind == "name" and self.peek(-1)[0] == "name" and not keyword.iskeyword(value):
                 raise Untranslatable(
-                    f"two names in a row ({self.peek(-1)[1]!r} {value!r}): a name with spaces "
-                    "cannot be a case data field"
+                    f"two names in a row ({self.peek(-1)[1]!r} {value!r}): names with spaces "
+                    "are read only in FEEL (a language naming FEEL, or '= ...')"
                 )
             raise Untranslatable(f"unexpected {value!r}")
         return node.text
@@ -301,6 +308,15 @@ class _Parser:
             return _Node(_name(_unquote(value)), _P_ATOM)
         raise Untranslatable(f"method call {target.text}.{method}(...) has no equivalent")
 
+    def _more_words(self) -> bool:
+        """Whether the next token continues a FEEL name with spaces."""
+        kind, value = self.peek()
+        return kind == "name" and value not in _FEEL_WORDS and not self.at_call(1)
+
+    def at_call(self, offset: int) -> bool:
+        kind, value = self.peek(offset)
+        return kind == "op" and value == "("
+
     def primary(self) -> _Node:
         kind, value = self.take()
         if kind == "number":
@@ -333,6 +349,15 @@ class _Parser:
                 return _Node(f"not {_wrap(inner, _P_NOT)}", _P_NOT)
             if self.at("("):
                 raise Untranslatable(f"function {value}(...) has no equivalent")
+            if self.dialect == "feel" and value in ("some", "every") and self.peek()[0] == "name":
+                raise Untranslatable(f"FEEL quantifiers ({value} ... satisfies) have no equivalent")
+            if self.dialect == "feel" and value not in _FEEL_WORDS and self._more_words():
+                # FEEL names may contain spaces ("Vacation Approval"): the case field of
+                # that name, read with get() since it is no identifier
+                words = [value]
+                while self._more_words():
+                    words.append(self.take()[1])
+                return _Node(f"get({' '.join(words)!r})", _P_POSTFIX)
             return _Node(_name(value), _P_ATOM)
         if kind == "op" and value == "(":
             inner = self.ternary()
