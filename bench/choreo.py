@@ -53,12 +53,14 @@ latency). Saturated runs repeat (``--repeat``) and the best is kept, budget perm
 Raw JetStream is measured in the same run with nats-py directly, on a scratch stream, with a
 payload the size of an accord handoff event and a ``Nats-Msg-Id`` header (as NatsBus sends):
 acked publishes one at a time, acked publishes 100 in flight (``asyncio.gather`` over windows
-of 100, as ``NatsBus.publish_many`` does), and the **pipelined publish->consume rate**, the
-target's reference: one process publishes with 100 in flight while another consumes the same
+of 100, as ``NatsBus.publish_many`` does): the latter, the **pipelined acked-publish rate**, is
+the target's reference, as issue #3 defines it ("the raw JetStream acked-publish rate ... ~28,000/s
+with 100 in flight"). For context the run also measures the pipelined publish->consume rate: one
+process publishes with 100 in flight while another consumes the same
 stream as NatsBus does (durable pull consumer, fetches of up to 200, an explicit ack per
 message), messages consumed per second from the first publish to the last message received.
-Raw rates are taken before and after the bus phases; the better publish->consume pass is the
-reference.
+Raw rates are taken before and after the bus phases; the better acked-publish pass is the
+reference (a load spike during one pass must not lower the bar).
 """
 
 from __future__ import annotations
@@ -757,8 +759,8 @@ def raw_publish_consume(url: str, seconds: float, payload: bytes) -> dict[str, A
 
 
 def raw_rates(url: str, seconds: float) -> dict[str, Any]:
-    """Plain JetStream through nats-py: acked publishes one at a time and RAW_WINDOW in flight,
-    and the pipelined publish->consume rate (the target's reference)."""
+    """Plain JetStream through nats-py: acked publishes one at a time and RAW_WINDOW in flight
+    (the target's reference), and the pipelined publish->consume rate (for context)."""
     payload = sample_payload()
     out = asyncio.run(_raw_rates(url, seconds, payload))
     out |= raw_publish_consume(url, seconds, payload)
@@ -898,8 +900,8 @@ def report(doc: dict[str, Any]) -> str:
         f"{'raw JetStream, publish->consume':34}{_f(raw['publish_consume_per_s']):>11}"
         f"   messages/s, {RAW_WINDOW} publishes in flight, consumed and acked by another "
         "process",
-        "raw rates: the better publish->consume pass of "
-        + " / ".join(_f(r["publish_consume_per_s"]) for r in doc["raw_runs"])
+        "raw rates: the better 100-in-flight acked-publish pass of "
+        + " / ".join(_f(r["pipelined_per_s"]) for r in doc["raw_runs"])
         + " (before / after the bus phases)",
         "",
         "CPU us/handoff: node processes (+ nats-server), all threads, during the phase; the light",
@@ -914,19 +916,19 @@ def report(doc: dict[str, Any]) -> str:
 def targets(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     nats = doc.get("nats")
-    raw = doc["raw"]["publish_consume_per_s"]
-    publish_only = doc["raw"]["pipelined_per_s"]
+    raw = doc["raw"]["pipelined_per_s"]
+    consume = doc["raw"]["publish_consume_per_s"]
     if nats:
         sat = best_saturated(nats)
         share = sat["handoffs_per_s"] / raw
         out["throughput"] = {
             "met": share >= TARGET_SHARE_OF_RAW and sat["checks_ok"],
             "text": f"NATS {sat['handoffs_per_s']:.0f} handoffs/s = {share:.1%} of the pipelined "
-            f"raw publish->consume rate {raw:.0f}/s (need >= {TARGET_SHARE_OF_RAW:.0%} = "
+            f"raw acked-publish rate {raw:.0f}/s (need >= {TARGET_SHARE_OF_RAW:.0%} = "
             f"{TARGET_SHARE_OF_RAW * raw:.0f}/s), durable on both sides; "
-            f"{sat['handoffs_per_s'] / publish_only:.1%} of the acked-publish rate alone",
+            f"{sat['handoffs_per_s'] / consume:.1%} of the publish->consume rate",
             "share": share,
-            "share_of_publish_only": sat["handoffs_per_s"] / publish_only,
+            "share_of_publish_consume": sat["handoffs_per_s"] / consume,
         }
         light = nats["light"]
         out["latency"] = {
@@ -1001,7 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
         # the reference is the better of the raw measurements before and after the NATS phases
         # (a load spike on a shared machine must not lower the bar)
         doc["raw_runs"] = raws
-        doc["raw"] = max(raws, key=lambda r: float(r["publish_consume_per_s"]))
+        doc["raw"] = max(raws, key=lambda r: float(r["pipelined_per_s"]))
     finally:
         if not args.dir:
             shutil.rmtree(tmp, ignore_errors=True)
