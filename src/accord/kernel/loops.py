@@ -19,13 +19,11 @@ parks the run's token at the step (no next instance, no moving on); resuming eva
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
 from accord.errors import ExpressionError
-from accord.events import EventType
-from accord.kernel.state import TaskStatus, Token
+from accord.kernel.state import Token
 from accord.kernel.stepbase import Move, _Base, _Incident
 from accord.model.types import StepKind
 
@@ -222,12 +220,4 @@ class _Loops(_Base):
     def _withdraw(self, run: str, why: str) -> None:
         for t in self.s.active_tasks():
             if t.loop == run:
-                self.cancel_timers(t.id)
-                self.put(replace(t, status=TaskStatus.CANCELLED, ended_at=self.at))
-                self.emit(
-                    EventType.TASK_CANCELLED,
-                    step=t.step,
-                    team=t.team,
-                    task=t.id,
-                    data={"reason": why},
-                )
+                self.cancel_task(t, why)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from accord.errors import (
@@ -227,9 +226,7 @@ class _Negotiation(_Base):
             self.s.ended_at = self.at
             self.emit(EventType.CASE_CANCELLED, data={"reason": f"issue {issue_id}"})
         elif action == "rework" and task is not None and task.status in ACTIVE:
-            self.cancel_timers(task.id)
-            self.put(replace(task, status=TaskStatus.CANCELLED, ended_at=self.at))
-            self.emit(EventType.TASK_CANCELLED, step=task.step, team=task.team, task=task.id)
+            self.cancel_task(task)
             if self.scope is None or not self.scope.elsewhere(issue["at_fault"], to_team):
                 self.propagate([], enter=[(issue["at_fault"], Token((), weight))])
             # else: the team at fault takes it from the resolved event (ReturnToken)

@@ -127,15 +127,7 @@ class _Scopes(_Base):
                     grew = True
         for t in live:
             if t.scope in inside:
-                self.cancel_timers(t.id)
-                self.put(replace(t, status=TaskStatus.CANCELLED, ended_at=self.at))
-                self.emit(
-                    EventType.TASK_CANCELLED,
-                    step=t.step,
-                    team=t.team,
-                    task=t.id,
-                    data={"reason": reason},
-                )
+                self.cancel_task(t, reason)
         for gid in list(self.s.joins):
             slots = self.s.joins[gid]
             for fid in list(slots):
@@ -170,16 +162,7 @@ class _Scopes(_Base):
         """Cancel an activity (for a sub-process, everything inside it too)."""
         if t.kind is StepKind.SUBPROCESS:
             self.withdraw_scope(t.id, reason)
-            self.cancel_timers(t.id)  # its event sub-processes' timers
-        self.cancel_timers(t.id)
-        self.put(replace(t, status=TaskStatus.CANCELLED, ended_at=self.at))
-        self.emit(
-            EventType.TASK_CANCELLED,
-            step=t.step,
-            team=t.team,
-            task=t.id,
-            data={"reason": reason},
-        )
+        self.cancel_task(t, reason)  # its timers too: boundaries, event sub-processes
         if t.kind is StepKind.SUBPROCESS:
             self.forget_mail()
 
@@ -262,15 +245,7 @@ class _Scopes(_Base):
             if t.scope is None:
                 if t.kind is StepKind.SUBPROCESS:
                     self.withdraw_scope(t.id, reason)
-                self.cancel_timers(t.id)
-                self.put(replace(t, status=TaskStatus.CANCELLED, ended_at=self.at))
-                self.emit(
-                    EventType.TASK_CANCELLED,
-                    step=t.step,
-                    team=t.team,
-                    task=t.id,
-                    data={"reason": reason},
-                )
+                self.cancel_task(t, reason)
         for tid in [k for k, v in self.s.timers.items() if v.task == self.s.case_id]:
             self.cancel_timer(tid)
         for run in list(self.s.loops):

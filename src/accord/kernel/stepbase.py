@@ -208,6 +208,13 @@ class _Base:
         self.s.tasks[task.id] = task
         return task
 
+    def cancel_task(self, t: Task, reason: str | None = None) -> None:
+        """Withdraw one open task: its timers go, it ends cancelled, and the log says why."""
+        self.cancel_timers(t.id)
+        self.put(replace(t, status=TaskStatus.CANCELLED, ended_at=self.at))
+        data = {"reason": reason} if reason is not None else None
+        self.emit(EventType.TASK_CANCELLED, step=t.step, team=t.team, task=t.id, data=data)
+
     def task(self, task_id: str) -> Task:
         t = self.s.tasks.get(task_id)
         if t is None:
@@ -279,9 +286,7 @@ class _Base:
 
     def withdraw_all(self) -> None:
         for t in self.s.active_tasks():
-            self.cancel_timers(t.id)
-            self.put(replace(t, status=TaskStatus.CANCELLED, ended_at=self.at))
-            self.emit(EventType.TASK_CANCELLED, step=t.step, team=t.team, task=t.id)
+            self.cancel_task(t)
         for tid in list(self.s.timers):
             del self.s.timers[tid]
             self.commands.append(CancelTimer(tid))

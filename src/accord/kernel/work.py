@@ -228,15 +228,7 @@ class _WorkItems(_Base):
             # the same transition, and their share of the case goes on with the winner
             for other in self.s.active_tasks():
                 if other.race == t.race and other.id != t.id:
-                    self.cancel_timers(other.id)
-                    self.put(replace(other, status=TaskStatus.CANCELLED, ended_at=self.at))
-                    self.emit(
-                        EventType.TASK_CANCELLED,
-                        step=other.step,
-                        team=other.team,
-                        task=other.id,
-                        data={"reason": f"{t.step} happened first"},
-                    )
+                    self.cancel_task(other, f"{t.step} happened first")
                     weight = str(Fraction(weight) + Fraction(other.weight))
         # a wait step has no team: the handoff it relays is from whoever came before it
         origin = (t.step,) if t.team is not None else t.origin
