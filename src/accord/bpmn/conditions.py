@@ -15,8 +15,9 @@ Three dialects appear in real models:
 What is translated: literals, names and field paths (``a.b``, ``a["b"]``), arithmetic,
 comparisons, boolean logic and JUEL's ``c ? a : b``; FEEL names with spaces (``Vacation Approval
 = "Approved"``) read the case field of that name with ``get("Vacation Approval")``. Anything else
-(method calls, ``empty``, FEEL ranges, names with spaces outside FEEL, assignments) raises :class:`Untranslatable` with the reason, so the
-importer can report the element instead of dropping the condition. The result is always checked by
+(method calls, ``empty``, FEEL ranges, names with spaces outside FEEL, assignments) raises
+:class:`Untranslatable` with the reason, so the importer can report the element instead of
+dropping the condition. The result is always checked by
 :func:`accord.model.expr.parse`: a translation never lets through what a hand-written condition
 could not contain.
 """
@@ -47,8 +48,10 @@ _TOKEN = re.compile(
 
 # FEEL's keywords and operator words: never part of a name with spaces
 _FEEL_WORDS = frozenset(
-    "and or not in between instance of satisfies some every if then else for return "
-    "true false null function".split()
+    {
+        *("and", "or", "not", "in", "between", "instance", "of", "satisfies", "some", "every"),
+        *("if", "then", "else", "for", "return", "true", "false", "null", "function"),
+    }
 )
 
 _MAX_DEPTH = 64  # nesting of parentheses and prefix operators: deeper is refused, not recursed
