@@ -1,5 +1,6 @@
 """What the pages' forms post: claim, complete, release and retry a task; pause, resume,
-reroute and cancel a case.
+reroute and cancel a case. Claim, release and complete act through accord.web.taskacts, as the
+HTTP API does: the policy decides inside the unit of work, on the task as that unit sees it.
 
 Every action needs a signed-in user and a valid CSRF token, and accord.web.policy decides who
 may (the same rules as the HTTP API). An htmx request gets the page it came from re-rendered
@@ -17,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from accord.errors import AccordError, ContractViolation
 from accord.model.types import StepKind
-from accord.web import forms, policy
+from accord.web import forms, policy, taskacts
 from accord.web.accounts import User
 from accord.web.deps import get_engine, optional_user, verify_csrf
 from accord.web.problems import status_of
@@ -92,26 +93,24 @@ async def task_action(request: Request, task_id: str, action: str) -> Response:
         return _back(request, user, target, status=404, error=f"no task {task_id!r}")
     try:
         if action == "claim":
-            grant = policy.work(user, task, "claim")
-            engine.claim(task_id, user.id, actor=grant.actor)
+            taskacts.claim(engine, user, task_id)
             notice = f"You hold {task_id} now."
         elif action == "release":
-            grant = policy.release(user, task)
-            engine.release(task_id, grant.actor)
+            taskacts.release(engine, user, task_id)
             notice = f"{task_id} is back in the team's queue."
         elif action == "retry":
             grant = policy.retry(user, task, engine.definition(task.process))
             engine.retry(task_id, grant.actor)
             notice = f"{task_id} runs again."
         elif action == "complete":
-            grant = policy.work(user, task, "complete")
+            policy.work(user, task, "complete")  # refuse before judging the form; checked again
             step = engine.definition(task.process).steps[task.step]
             parsed = forms.parse(step, form)
             if not parsed.ok:
                 return _back(request, user, target, status=422,
                              forms_state={task_id: parsed})  # fmt: skip
             try:
-                engine.complete(task_id, grant.actor, parsed.data)
+                taskacts.complete(engine, user, task_id, parsed.data)
             except ContractViolation as exc:
                 parsed.problems.extend(exc.errors)
                 return _back(request, user, target, status=422,

@@ -1,9 +1,10 @@
 """Tasks: the queues (by team, by assignee), and claim, release, complete, fail, reassign,
 retry. Each action is recorded by the engine with the signed-in user as its actor.
 
-Claim, release, complete and fail are one unit of work each (``Engine.act_on_task``): the case
-is read once, the policy decides on the task as that unit sees it, and the answer is built
-from the state the unit committed, without reading the task or the case again."""
+Claim, release, complete and fail are one unit of work each (:mod:`accord.web.taskacts`, shared
+with the pages' forms): the case is read once, the policy decides on the task as that unit sees
+it, and the answer is built from the state the unit committed, without reading the task or the
+case again."""
 
 from __future__ import annotations
 
@@ -15,16 +16,10 @@ from fastapi.responses import Response
 from accord.central.engine import Engine
 from accord.errors import NotFound
 from accord.kernel import (
-    AnyAction,
     CaseState,
-    ClaimTask,
-    CompleteTask,
-    FailTask,
-    ReleaseTask,
-    Task,
 )
 from accord.stores.base import TaskRow
-from accord.web import policy
+from accord.web import policy, taskacts
 from accord.web.accounts import User
 from accord.web.api.schemas import (
     CASE_ID_PATTERN,
@@ -38,6 +33,7 @@ from accord.web.api.schemas import (
 )
 from accord.web.deps import api_user, engine_dep
 from accord.web.problems import responses
+from accord.web.taskacts import row_of
 
 router = APIRouter(tags=["tasks"], responses=responses(401, 403, 422))
 TaskId = Annotated[str, Path(pattern=TASK_ID_PATTERN, description="case:step:visit")]
@@ -51,13 +47,6 @@ def find_task(engine: Engine, task_id: str) -> TaskRow:
         if row.id == task_id:
             return row
     raise NotFound(f"no task {task_id!r}")
-
-
-def row_of(state: CaseState, task: Task) -> TaskRow:
-    """A task of a case state as its queue row (what the store writes for it)."""
-    return TaskRow(task.id, state.case_id, state.process, task.step, task.kind.value, task.team,
-                   task.role, task.status.value, task.assignee, task.ready_at, task.claimed_at,
-                   task.attempt, task.hub)  # fmt: skip
 
 
 def task_detail(engine: Engine, task_id: str) -> TaskDetail:
@@ -127,13 +116,7 @@ def claim(
     engine: Annotated[Engine, Depends(engine_dep)],
 ) -> Response:
     """Take a ready task of one of your teams (a claim is exclusive)."""
-
-    def decide(state: CaseState, task: Task) -> AnyAction:
-        grant = policy.work(user, row_of(state, task), "claim")
-        return ClaimTask(at=engine.clock.now(), actor=grant.actor, task_id=task_id,
-                         member=grant.actor)  # fmt: skip
-
-    return _answer(engine, engine.act_on_task(task_id, decide), task_id)
+    return _answer(engine, taskacts.claim(engine, user, task_id), task_id)
 
 
 @router.post("/tasks/{task_id}/release", response_model=TaskDetail, responses=_ACT)
@@ -143,12 +126,7 @@ def release(
     engine: Annotated[Engine, Depends(engine_dep)],
 ) -> Response:
     """Give a claimed task back to its team (the holder, or a lead of the team)."""
-
-    def decide(state: CaseState, task: Task) -> AnyAction:
-        grant = policy.release(user, row_of(state, task))
-        return ReleaseTask(at=engine.clock.now(), actor=grant.actor, task_id=task_id)
-
-    return _answer(engine, engine.act_on_task(task_id, decide), task_id)
+    return _answer(engine, taskacts.release(engine, user, task_id), task_id)
 
 
 @router.post("/tasks/{task_id}/complete", response_model=TaskDetail, responses=_ACT)
@@ -163,13 +141,7 @@ def complete(
     data = dict(body.data)
     if body.feedback is not None:
         data["feedback"] = body.feedback.model_dump()
-
-    def decide(state: CaseState, task: Task) -> AnyAction:
-        grant = policy.work(user, row_of(state, task), "complete")
-        return CompleteTask(at=engine.clock.now(), actor=grant.actor, task_id=task_id,
-                            data=dict(data))  # fmt: skip
-
-    return _answer(engine, engine.act_on_task(task_id, decide), task_id)
+    return _answer(engine, taskacts.complete(engine, user, task_id, data), task_id)
 
 
 @router.post("/tasks/{task_id}/fail", response_model=TaskDetail, responses=_ACT)
@@ -180,13 +152,10 @@ def fail(
     engine: Annotated[Engine, Depends(engine_dep)],
 ) -> Response:
     """Report that a task cannot be done; the step's retries or error route follow."""
-
-    def decide(state: CaseState, task: Task) -> AnyAction:
-        grant = policy.work(user, row_of(state, task), "fail")
-        return FailTask(at=engine.clock.now(), actor=grant.actor, task_id=task_id,
-                        error=body.error, retryable=body.retryable, code=body.code)  # fmt: skip
-
-    return _answer(engine, engine.act_on_task(task_id, decide), task_id)
+    state = taskacts.fail(
+        engine, user, task_id, body.error, retryable=body.retryable, code=body.code
+    )
+    return _answer(engine, state, task_id)
 
 
 @router.post("/tasks/{task_id}/reassign", response_model=TaskDetail, responses=_ACT)
