@@ -11,6 +11,11 @@ initiator) and ``tb``: ``a1 (ta) -> b1 (tb) -> a2 (ta) -> b2 -> a3 -> b3 (tb) ->
 every transition between steps is a handoff (``STEPS - 1`` = 5 per case). Each team runs a
 ``TeamNode`` with its own SQLite file (WAL, ``synchronous=NORMAL``: survives a process crash;
 ``--synchronous FULL`` adds power loss) and a real ``SystemClock``.
+The no-op handler is registered ``inline``, so each step runs straight through (see
+docs/definitions.md, "Inline handlers run straight through"): the receiving node's one
+transaction holds the handoff's arrival (its inbox entry), the step, and the next handoff (its
+outbox entry). ``ACCORD_BENCH_HANDLER_POOL=1`` runs the handler from the queue instead, on the
+handler pool, after the arrival's commit: two transactions per step.
 
 **Durable on both sides.** A handoff counts once the sender has committed the ``handoff`` event
 to its log (the outbox) and the receiver has committed the ``ArriveToken``: the event id kept
@@ -43,8 +48,9 @@ Each phase runs on both buses:
   most ``MAX_BATCH`` handlers (one commit), then ``relay()``, which hands the new events to the
   bus, one bundle per addressee, without waiting for the acknowledgements (the cursor moves as
   they come); it sleeps when idle until a commit or an acknowledgement wakes it (at most 1 ms).
-  Inbound messages are applied on NatsBus's handler thread, each fetched batch in one
-  transaction. Node processes use the collector thresholds ``accord node`` sets (``tune_gc``).
+  Inbound messages are applied on NatsBus's handler thread, each fetched batch in slices of
+  ``APPLY_CHUNK`` actions, one transaction each. Node processes use the collector thresholds
+  ``accord node`` sets (``tune_gc``).
 
 Two loads: **light** (cases started at a fixed rate far below capacity: the latency the targets
 refer to) and **saturated** (``WINDOW`` cases in flight: throughput, and what it costs in
@@ -862,7 +868,7 @@ def report(doc: dict[str, Any]) -> str:
         f"{', with uncommitted changes in src/' if m['src_uncommitted_changes'] else ''})",
         f"process: chain of {STEPS} automated no-op steps alternating teams ta/tb, "
         f"{STEPS - 1} handoffs per case; each node on its own SQLite file, WAL "
-        f"synchronous={doc['synchronous']}",
+        f"synchronous={doc['synchronous']}; handler {doc['handler']}",
         "",
     ]
     head = (
@@ -985,6 +991,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": _machine(),
         "loadavg_start": os.getloadavg(),
         "synchronous": args.synchronous,
+        "handler": (
+            "on the handler pool, queued after each arrival's commit"
+            if os.environ.get("ACCORD_BENCH_HANDLER_POOL") == "1"
+            else "inline: each step straight through, in its arrival's transaction"
+        ),
         "sizes": {"phases": phases, "steps": STEPS, "window": WINDOW, "max_batch": MAX_BATCH},
     }
     try:

@@ -49,6 +49,20 @@ class HandlerContext:
         return self._record(self.key, kind, value)
 
 
+def inline(fn: Handler) -> Handler:
+    """Mark a handler as *inline*: it returns at once and never blocks (a score, a mapping, a
+    routing rule; no network, no disk, no sleeping). The engine then runs it in the unit of work
+    that made its task ready, so the step starts and ends in that one commit (straight-through
+    processing), on the engine's own thread and without the 60-second limit. Works for handlers
+    named in a definition (``handler: module:function``) and for registered ones alike."""
+    fn.accord_inline = True  # type: ignore[attr-defined]
+    return fn
+
+
+def _marked_inline(fn: Handler) -> bool:
+    return getattr(fn, "accord_inline", False) is True
+
+
 class HandlerRegistry:
     """Finds handlers by name: explicitly registered first, then by importing the module.
 
@@ -59,6 +73,7 @@ class HandlerRegistry:
     def __init__(self, paths: Iterable[str | Path] = ()) -> None:
         self._registered: dict[str, Handler] = {}
         self._inline: set[str] = set()
+        self._unresolved: set[str] = set()
         self._paths = [str(Path(p).resolve()) for p in paths]
 
     def add_path(self, path: str | Path) -> None:
@@ -67,21 +82,31 @@ class HandlerRegistry:
         if p not in self._paths:
             self._paths.append(p)
 
-    def register(self, name: str, fn: Handler, *, inline: bool = False) -> None:
+    def register(self, name: str, fn: Handler, *, inline: bool | None = None) -> None:
         """Use ``fn`` for ``name`` instead of importing it.
 
         ``inline`` promises that ``fn`` returns at once and never blocks (a no-op, a small pure
-        computation): the engine then calls it on its own thread, skipping the handler pool's
-        thread hop (about 12 µs per job) and therefore its timeout.
+        computation); see :func:`inline`, whose mark on ``fn`` counts when ``inline`` is None.
         """
         self._registered[name] = fn
-        if inline:
+        self._unresolved.discard(name)
+        if inline or (inline is None and _marked_inline(fn)):
             self._inline.add(name)
         else:
             self._inline.discard(name)
 
     def inline(self, name: str) -> bool:
-        """Whether ``name`` was registered ``inline`` (see :meth:`register`)."""
+        """Whether the handler ``name`` is inline (registered so, or marked with :func:`inline`).
+        A name not resolved yet is resolved now; one that cannot be is not inline (running it
+        reports why)."""
+        if name not in self._registered:
+            if name in self._unresolved:
+                return False
+            try:
+                self.resolve(name)
+            except HandlerError:
+                self._unresolved.add(name)  # not tried again here; the handler pool says why
+                return False
         return name in self._inline
 
     def resolve(self, name: str) -> Handler:
@@ -101,4 +126,6 @@ class HandlerRegistry:
         if not callable(found):
             raise HandlerError(f"handler {name!r}: {module_name} has no function {attr!r}")
         self._registered[name] = found
+        if _marked_inline(found):
+            self._inline.add(name)
         return found  # type: ignore[no-any-return]

@@ -73,6 +73,11 @@ class _Batch:
     tried: set[str] = field(default_factory=set)
 
 
+def case_of_task(task_id: str) -> str:
+    """The case a task id belongs to (task ids are ``case:step:visit``)."""
+    return task_id.rsplit(":", 2)[0]
+
+
 def replica_id() -> str:
     """A name for this process among the replicas sharing a database."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -309,7 +314,7 @@ class UnitOfWork:
         kept: deque[tuple[str, str, str | None]] = deque()
         while backlog:
             task_id, process, role = backlog.popleft()
-            case_id = task_id.rsplit(":", 2)[0]
+            case_id = case_of_task(task_id)
             state, _ = self._state(batch, case_id)
             task = state.tasks.get(task_id) if state is not None else None
             if task is None or task.status is not TaskStatus.READY or task.team != team:
@@ -363,6 +368,7 @@ class UnitOfWork:
             backlog = {k: deque(v) for k, v in self.assigner.backlog.items()}
             try:
                 result = work(batch)
+                self._straight_through(batch)
                 self._assign(batch)
                 if not self.shared:
                     self._commit(batch)
@@ -376,6 +382,9 @@ class UnitOfWork:
             if not self.shared:
                 self._publish(batch.events)
             return batch, result
+
+    def _straight_through(self, batch: _Batch) -> None:
+        """Run the inline handlers of tasks this unit made ready (see WorkRunner)."""
 
     def _publish(self, events: list[Event]) -> None:
         """Tell listeners what was committed. A failing listener is logged, never undoes the
@@ -414,7 +423,7 @@ class UnitOfWork:
             key = (job.task_id, job.attempt)
             if key not in self._queued:  # a resume may hand out a job that is still queued
                 self._queued.add(key)
-                self.jobs.append((job.task_id.rsplit(":", 2)[0], job))
+                self.jobs.append((case_of_task(job.task_id), job))
 
     def _recover(self) -> None:
         """After a restart: rebuild member loads and the backlog, requeue unfinished handlers."""

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from accord.central import shared as shared_mode
 from accord.central.jobs import DEFAULT_HANDLER_TIMEOUT, HandlerResult
-from accord.central.unit import UnitOfWork, _Batch, log
+from accord.central.unit import UnitOfWork, _Batch, case_of_task, log
 from accord.errors import (
     CaseError,
     ContractViolation,
@@ -26,6 +26,11 @@ from accord.kernel import (
     RunHandler,
     TaskStatus,
 )
+
+# Rounds of inline handlers one unit of work runs straight through (a round: the inline handlers
+# whose tasks the previous round made ready). A chain of inline steps longer than this, or a loop
+# of them, goes on in the next unit: the tasks still waiting are queued as ordinary jobs.
+STRAIGHT_THROUGH_ROUNDS = 100
 
 
 class WorkRunner(UnitOfWork):
@@ -169,6 +174,32 @@ class WorkRunner(UnitOfWork):
                 if r.transient and key not in self._queued:
                     self._queued.add(key)
                     self.jobs.append((r.case_id, r.job))
+
+    def _straight_through(self, batch: _Batch) -> None:
+        """Straight-through processing: the handlers registered ``inline`` (quick, never
+        blocking) of the tasks this unit made ready run now, and their results are applied in
+        the same unit, so such a step starts and ends in one commit with the transition that
+        led to it (Camunda 7 calls this a synchronous continuation). Other handlers wait for
+        the commit and run from the queue, outside the engine's lock.
+
+        Nothing is weaker for it: if the process dies before the commit, the transition that
+        made the task ready is lost with it and happens again (a redelivered message, a retried
+        call), and the handler with it, under the same idempotency key.
+        """
+        inline = self.handlers.inline
+        for _ in range(STRAIGHT_THROUGH_ROUNDS):
+            now = [j for j in batch.jobs if inline(j.handler)]
+            if not now:
+                return
+            batch.jobs = [j for j in batch.jobs if not inline(j.handler)]
+            for r in self.call_handlers([(case_of_task(j.task_id), j) for j in now]):
+                if r.transient:
+                    batch.jobs.append(r.job)  # the store failed under it: queued, run later
+                    continue
+                try:
+                    self._apply_result(batch, r)
+                except CaseError:
+                    continue  # as in apply_results: the task stays ready
 
     def _apply_result(self, batch: _Batch, r: HandlerResult) -> None:
         now = self.clock.now()

@@ -37,6 +37,7 @@ from accord.kernel import (
     NoteIssue,
     RejectHandoff,
     ReturnToken,
+    Transition,
 )
 from accord.kernel.graph import graph_of
 from accord.stores.base import Store
@@ -62,6 +63,12 @@ _OBSERVED_ONLY = frozenset(
 RELAY_BATCH = 1000  # events read from the log per relay round
 CURSOR_EVERY_S = 0.05  # the relay cursor is written at most this often while publishing
 MAX_IN_FLIGHT = 4  # batches a pipelined relay hands to the bus before the first is acknowledged
+# Actions applied per commit when a delivered batch is big. With inline handlers a unit does the
+# whole step (arrival, handler, completion, handoff), so one unit for a batch of hundreds would
+# keep the next team idle until all of it is committed and relayed; in slices, the first
+# handoffs are on their way while the rest is worked on (in bench/choreo.py, 32 gave the most
+# handoffs per second on 2 cores: about 40% more than whole batches, for a little more CPU).
+APPLY_CHUNK = 32
 
 
 def sender_of(e: Event) -> str | None:
@@ -189,10 +196,11 @@ class TeamNode:
                 if action is not None:
                     items.append((self.d.key, e.case, action))
                     sources.append(e)
+        results: list[Transition | CaseError] = []
+        for i in range(0, len(items), APPLY_CHUNK):
+            results.extend(self.engine.apply_many(items[i : i + APPLY_CHUNK]))
         if items:
-            for e, (_key, _case, action), result in zip(
-                sources, items, self.engine.apply_many(items), strict=True
-            ):
+            for e, (_key, _case, action), result in zip(sources, items, results, strict=True):
                 if isinstance(result, NotFound) and isinstance(action, CloseCase):
                     continue  # the end of a case this node never took part in
                 if isinstance(result, CaseError):
