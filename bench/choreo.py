@@ -554,7 +554,8 @@ def run_nats(
             if _skip(name, budget_at):
                 continue
             target = initiator["completed"].value + n
-            c0 = sum(s["cpu"].value for s in shared.values())
+            by_team0 = {t: s["cpu"].value for t, s in shared.items()}
+            c0 = sum(by_team0.values())
             s0 = nats_server_cpu()
             initiator["commands"].put(phase)
             deadline = time.monotonic() + PHASE_TIMEOUT_S
@@ -564,12 +565,17 @@ def run_nats(
                     raise RuntimeError(f"nats: {name}: {got}/{target} cases")
                 time.sleep(0.005)
             time.sleep(2 * POLL_S)  # let the other node's loop publish its CPU figure
-            c1 = sum(s["cpu"].value for s in shared.values())
+            by_team1 = {t: s["cpu"].value for t, s in shared.items()}
+            c1 = sum(by_team1.values())
             s1 = nats_server_cpu()
             if name != "warmup":
                 res = analyse(dbs, name, n)
                 server = None if s0 is None or s1 is None else s1 - s0
                 out[name] = res | _cpu_fields(res, c1 - c0, server) | _load(phase)
+                # each node's CPU over the phase in cores: a node near 1.0 is bound by its GIL
+                out[name]["cores_by_node"] = {
+                    t: (by_team1[t] - by_team0[t]) / max(res["wall_s"], 1e-9) for t in shared
+                }
         stop.set()
         out["nodes"] = [results.get(timeout=60) for _ in procs]
     finally:
@@ -912,8 +918,15 @@ def report(doc: dict[str, Any]) -> str:
         "",
         "CPU us/handoff: node processes (+ nats-server), all threads, during the phase; the light",
         "phases include the nodes' 1 ms idle polling. memory: the one process running both nodes.",
-        "",
     ]
+    busy = [
+        f"  {k}: " + ", ".join(f"{t} {c:.2f}" for t, c in r["cores_by_node"].items())
+        for k, r in (doc.get("nats") or {}).items()
+        if isinstance(r, dict) and "cores_by_node" in r and k.startswith("saturated")
+    ]
+    if busy:
+        lines += ["CPU of each NATS node process in cores (1.00: bound by its GIL):", *busy]
+    lines.append("")
     for name, verdict in doc["targets"].items():
         lines.append(f"target {name}: {verdict['text']}  [{'MET' if verdict['met'] else 'MISSED'}]")
     return "\n".join(lines)
