@@ -62,9 +62,9 @@ acked publishes one at a time, acked publishes 100 in flight (``asyncio.gather``
 of 100, as ``NatsBus.publish_many`` does): the latter, the **pipelined acked-publish rate**, is
 the target's reference, as issue #3 defines it ("the raw JetStream acked-publish rate ... ~28,000/s
 with 100 in flight"). For context the run also measures the pipelined publish->consume rate: one
-process publishes with 100 in flight while another consumes the same
-stream as NatsBus does (durable pull consumer, fetches of up to 200, an explicit ack per
-message), messages consumed per second from the first publish to the last message received.
+process publishes with 100 in flight while another consumes the same stream as NatsBus does
+(durable push consumer, an explicit ack per message), messages consumed per second from the
+first publish to the last message received.
 Raw rates are taken before and after the bus phases; the better acked-publish pass is the
 reference (a load spike during one pass must not lower the bar).
 """
@@ -683,33 +683,47 @@ async def _raw_publisher(url: str, subject: str, seconds: float, payload: bytes)
 async def _raw_consumer(
     url: str, subject: str, stream: str, total: Any, go: Any, got: Any
 ) -> float:
-    """Pull and acknowledge every message, as NatsBus does (a durable pull consumer, fetches of
-    up to 200, one explicit ack per message), until ``total`` (set once the publisher is done)
-    have come; return when the last one did (time.monotonic)."""
+    """Receive and acknowledge every message, as NatsBus does (a durable push consumer with
+    MAX_ACK_PENDING, one explicit ack per message, whatever arrived taken as one batch), until
+    ``total`` (set once the publisher is done) have come; return when the last one did
+    (time.monotonic)."""
     import nats
-    from nats.errors import TimeoutError as NatsTimeout
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    from accord.buses.nats import MAX_ACK_PENDING
 
     nc = await nats.connect(url)
     js = nc.jetstream()
     config = ConsumerConfig(
-        durable_name="raw", ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-        ack_wait=30.0, max_deliver=-1, filter_subject=subject,
+        durable_name="raw", deliver_subject=f"_raw_deliver.{stream}",
+        ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30.0,
+        max_deliver=-1, max_ack_pending=MAX_ACK_PENDING, filter_subject=subject,
     )  # fmt: skip
-    psub = await js.pull_subscribe(subject, durable="raw", stream=stream, config=config)
+    arrived: list[Any] = []
+    signal = asyncio.Event()
+
+    async def on_message(m: Any) -> None:
+        arrived.append(m)
+        signal.set()
+
+    await js.subscribe(
+        subject, durable="raw", stream=stream, config=config, manual_ack=True, cb=on_message
+    )
     go.set()
     n = 0
     last = time.monotonic()
     try:
         while total.value < 0 or n < total.value:
-            try:
-                msgs = await psub.fetch(batch=200, timeout=0.5)
-            except (NatsTimeout, TimeoutError):
-                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signal.wait(), timeout=0.5)
+            signal.clear()
+            msgs = arrived[:]
+            arrived.clear()
             for m in msgs:
                 await m.ack()
-            n += len(msgs)
-            last = time.monotonic()
+            if msgs:
+                n += len(msgs)
+                last = time.monotonic()
         got.value = n
     finally:
         await nc.close()
@@ -728,9 +742,9 @@ def raw_consumer_main(
 
 def raw_publish_consume(url: str, seconds: float, payload: bytes) -> dict[str, Any]:
     """Pipelined publish->consume through plain JetStream: one process publishes with
-    RAW_WINDOW acknowledgements in flight while another consumes (durable pull consumer,
-    explicit ack per message), at the same time. Two processes, as the two nodes are. The rate
-    is messages consumed from the first publish to the last message received."""
+    RAW_WINDOW acknowledgements in flight while another consumes (durable push consumer,
+    explicit ack per message, as NatsBus), at the same time. Two processes, as the two nodes
+    are. The rate is messages consumed from the first publish to the last message received."""
     import nats
 
     stream = f"BENCH_RAWPC_{os.getpid()}"

@@ -122,6 +122,41 @@ def test_a_durable_consumer_resumes_where_it_stopped(process: str, nats_url: str
     publisher.close()
 
 
+def test_a_pull_consumer_left_by_an_earlier_accord_goes_on_after_its_acks(
+    process: str, nats_url: str
+) -> None:
+    """Durable consumers were pull consumers before; a node started on the new code takes over
+    where the old one stood, as a push consumer, without replaying what was acknowledged."""
+    import asyncio
+
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    from accord.buses.nats import NatsBus, stream_name
+
+    bus = NatsBus(nats_url)
+    subject = f"accord.{process}.>"
+    bus.publish_many([(subject_for(process, "x"), b"x", f"m{i}") for i in range(5)])
+
+    async def old_node_acks_two() -> None:
+        config = ConsumerConfig(durable_name="upgrader", ack_policy=AckPolicy.EXPLICIT,
+                                filter_subject=subject)  # fmt: skip
+        psub = await bus.js.pull_subscribe(
+            subject, durable="upgrader", stream=stream_name(subject), config=config
+        )
+        for m in await psub.fetch(batch=2, timeout=5):
+            await m.ack()
+        await bus.nc.flush()
+
+    asyncio.run_coroutine_threadsafe(old_node_acks_two(), bus._loop).result(10)
+    got: list[str] = []
+    bus.subscribe(subject, "upgrader", lambda m: got.append(m.id))
+    assert _wait(lambda: len(got) == 3)
+    time.sleep(0.3)
+    assert got == ["m2", "m3", "m4"]
+    bus.delete_stream(process)
+    bus.close()
+
+
 def test_a_republished_id_is_dropped_by_the_broker(process: str, nats_url: str) -> None:
     from accord.buses.nats import NatsBus
 
