@@ -66,9 +66,10 @@ MAX_IN_FLIGHT = 4  # batches a pipelined relay hands to the bus before the first
 # Actions applied per commit when a delivered batch is big. With inline handlers a unit does the
 # whole step (arrival, handler, completion, handoff), so one unit for a batch of hundreds would
 # keep the next team idle until all of it is committed and relayed; in slices, the first
-# handoffs are on their way while the rest is worked on (in bench/choreo.py, 32 gave the most
-# handoffs per second on 2 cores: about 40% more than whole batches, for a little more CPU).
-APPLY_CHUNK = 32
+# handoffs are on their way while the rest is worked on. In bench/choreo.py on 2 cores, 64 gave
+# the most handoffs per second: 16 and 32 cost more CPU per handoff in commits and messages,
+# 128 left each node idle a third of the time, and whole batches gave about 30% fewer.
+APPLY_CHUNK = 64
 
 
 def sender_of(e: Event) -> str | None:

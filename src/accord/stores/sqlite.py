@@ -7,6 +7,7 @@ loss (the default NORMAL survives a process crash, which is what ``kill -9`` tes
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,12 @@ _UPSERT_TASK = (
     "lease_owner=NULL, lease_until=NULL"
 )
 _SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
+# The write-ahead log is copied back into the database file (a checkpoint, which syncs the file)
+# by a thread of its own, on its own connection, this often; the connection that commits never
+# does it, so a commit never waits for that copy and its sync. SQLite's own checkpoint after
+# AUTOCHECKPOINT_PAGES (4 KB each) stays as a backstop should the thread fall behind.
+CHECKPOINT_EVERY_S = 0.25
+AUTOCHECKPOINT_PAGES = 10_000
 _EVENT_COLS = (
     "pos, id, case_id, seq, type, at, process, step, team, actor, task, data, causation, source"
 )
@@ -78,6 +85,10 @@ class SqliteStore:
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+            self._checkpointer: _Checkpointer | None = None
+            if target != ":memory:":
+                self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+                self._checkpointer = _Checkpointer(target)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open {url!r} as an accord store: {exc}") from None
 
@@ -108,6 +119,8 @@ class SqliteStore:
         return int(row[0] or 0)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._lock:
             self._db.close()
 
@@ -473,3 +486,32 @@ class SqliteStore:
                 return [tuple(r) for r in self._db.execute(statement, tuple(args)).fetchall()]
             except sqlite3.IntegrityError as exc:
                 raise ConcurrencyError(f"already there: {exc}") from None
+
+
+class _Checkpointer:
+    """Copies the write-ahead log back into the database file every CHECKPOINT_EVERY_S, on a
+    connection and a thread of its own (PASSIVE: it never blocks the writer, and the writer
+    never waits for it)."""
+
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout=1000")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="accord-sqlite-checkpoint")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(CHECKPOINT_EVERY_S):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        # busy or closing: the next round (or SQLite's own backstop) does it
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.checkpoint()
+        self._db.close()
