@@ -63,6 +63,7 @@ _OBSERVED_ONLY = frozenset(
 RELAY_BATCH = 1000  # events read from the log per relay round
 CURSOR_EVERY_S = 0.05  # the relay cursor is written at most this often while publishing
 MAX_IN_FLIGHT = 4  # batches a pipelined relay hands to the bus before the first is acknowledged
+POLL_LOG_S = 1.0  # the relay reads the log at least this often, even when nothing committed here
 # Actions applied per commit when a delivered batch is big. With inline handlers a unit does the
 # whole step (arrival, handler, completion, handoff), so one unit for a batch of hundreds would
 # keep the next team idle until all of it is committed and relayed; in slices, the first
@@ -123,6 +124,13 @@ class TeamNode:
         self._sent = self.cursor  # the last position handed to the bus
         self._in_flight: deque[tuple[int, Future[None]]] = deque()
         self._wake = threading.Event()
+        # whether the log may hold events past _sent: cleared by a read that found the end, set
+        # again when the store has committed since (its commit count), so a loop woken by an
+        # acknowledgement does not query the log for nothing; it still reads every POLL_LOG_S,
+        # for events another process may have added to the same file
+        self._unread = True
+        self._read_at = 0.0
+        self._read_commits: int | None = None
         self._backoff = 0.0
         self._retry_at = 0.0
 
@@ -411,23 +419,38 @@ class TeamNode:
             self._backoff = 0.0
             self._wake.clear()  # what woke the loop is read below; later commits wake it again
             nowait = getattr(self.bus, "publish_nowait", None) if self.pipelined else None
-            while len(self._in_flight) < MAX_IN_FLIGHT:
-                n, last, parts = self._read(self._sent)
-                if not n:
-                    break
-                items = self._messages(parts)
-                if nowait is None:
-                    self.bus.publish_many(items)
-                    # only once the bus has them: a failed publish is retried by the next relay
-                    self._sent = self.cursor = last
-                else:
-                    future: Future[None] = nowait(items)
-                    future.add_done_callback(self._acked)
-                    self._in_flight.append((last, future))
-                    self._sent = last
+            commits = getattr(self.engine.store, "commits", None)
+            if (
+                commits is None
+                or commits != self._read_commits
+                or time.monotonic() - self._read_at >= POLL_LOG_S
+            ):
+                self._unread = True
+            while len(self._in_flight) < MAX_IN_FLIGHT and self._unread:
+                self._unread = False
+                self._read_commits = commits  # (before reading: a commit meanwhile counts)
+                self._read_at = time.monotonic()
+                try:
+                    n, last, parts = self._read(self._sent)
+                    if not n:
+                        break
+                    items = self._messages(parts)
+                    if nowait is None:
+                        self.bus.publish_many(items)
+                        # only once the bus has them: a failed publish is retried next relay
+                        self._sent = self.cursor = last
+                    else:
+                        future: Future[None] = nowait(items)
+                        future.add_done_callback(self._acked)
+                        self._in_flight.append((last, future))
+                        self._sent = last
+                except BaseException:
+                    self._unread = True  # not sent: read it again next time
+                    raise
                 sent += n
                 if n < RELAY_BATCH:
                     break  # that was all
+                self._unread = True
             # after publishing: a crash before the cursor is stored publishes again, never
             # loses; receivers ignore what they already acted on
             if time.monotonic() - self._saved_at >= CURSOR_EVERY_S:
@@ -449,6 +472,7 @@ class TeamNode:
                     later.cancel()
                 self._in_flight.clear()
                 self._sent = self.cursor  # everything not acknowledged in order goes again
+                self._unread = True
                 raise exc
             self.cursor = last
 

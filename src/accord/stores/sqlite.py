@@ -78,6 +78,8 @@ class SqliteStore:
                 raise StoreError(f"directory {parent} does not exist (for {url!r})")
         self.path = target
         self._lock = threading.RLock()
+        # commits of cases so far (a team node's relay reads its log only when this moved)
+        self.commits = 0
         try:
             self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -244,6 +246,7 @@ class SqliteStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            self.commits += 1
         return versions
 
     # -- queries --------------------------------------------------------------------------------
