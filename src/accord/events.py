@@ -12,6 +12,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from accord.fastinit import fast_init
+
 SCHEMA_VERSION = 1
 
 
@@ -52,6 +54,7 @@ class EventType(StrEnum):
     SIGNAL_THROWN = "signal.thrown"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """One fact in a case's history. ``at`` is seconds since the epoch on the runtime's clock."""

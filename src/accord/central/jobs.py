@@ -14,12 +14,14 @@ from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from accord.fastinit import fast_init
 from accord.handlers import BpmnError, Handler, HandlerContext, HandlerError, HandlerRegistry
 from accord.kernel import RunHandler
 
 DEFAULT_HANDLER_TIMEOUT = 60.0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HandlerResult:
     """What running a handler produced: output data, or an error message."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from accord.fastinit import fast_init
+
 
 @dataclass(frozen=True, slots=True)
 class Action:
@@ -19,6 +21,7 @@ class Action:
     actor: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StartCase(Action):
     """Start a new case with initial data."""
@@ -60,6 +63,7 @@ class ReassignTask(Action):
     team: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CompleteTask(Action):
     """Finish a task with its output data. ``decisions`` optionally chooses gateway flows.
@@ -73,6 +77,7 @@ class CompleteTask(Action):
     decisions: dict[str, list[str]] = field(default_factory=dict)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FailTask(Action):
     """Report that a task could not be done (a handler raised, a person gave up)."""
@@ -145,6 +150,7 @@ class RetryTask(Action):
     task_id: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ArriveToken(Action):
     """Choreography: a handoff from another team puts a token on ``flow`` at this team.
@@ -199,6 +205,7 @@ class ReturnToken(Action):
     msg_id: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EndBranch(Action):
     """Choreography, at the initiating team: another team reports a branch that ended.
@@ -212,6 +219,7 @@ class EndBranch(Action):
     msg_id: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CloseCase(Action):
     """Choreography: the case ended elsewhere (completed or cancelled); withdraw what is here."""

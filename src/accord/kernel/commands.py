@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from accord.fastinit import fast_init
+
 
 @dataclass(frozen=True, slots=True)
 class ScheduleTimer:
@@ -21,6 +23,7 @@ class CancelTimer:
     timer_id: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RunHandler:
     """Run an automated step's handler. ``key`` is the idempotency key for its effects."""

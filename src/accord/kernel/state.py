@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from accord.fastinit import fast_init
 from accord.model.types import StepKind
 
 
@@ -60,6 +61,7 @@ class TimerKind(StrEnum):
     EVENT = "event"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Token:
     """A token in flight or waiting at a join.
@@ -78,6 +80,7 @@ class Token:
     scope: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Task:
     """One activity instance. Replaced, never mutated, when it changes."""
@@ -116,8 +119,8 @@ class Task:
         """``dataclasses.replace(self, **changes)``, three times faster (it runs on every
         completion): the fields are copied slot by slot, without ``__init__``."""
         n: Task = _new(Task)
-        for name in _TASK_FIELDS:
-            _set(n, name, changes.pop(name) if name in changes else getattr(self, name))
+        for name, slot in _TASK_SLOTS:
+            slot.__set__(n, changes.pop(name) if name in changes else slot.__get__(self))
         if changes:
             raise TypeError(f"Task has no field {', '.join(changes)}")
         return n
@@ -247,8 +250,8 @@ class CaseState:
 
 
 _new = object.__new__
-_set = object.__setattr__  # (Task is frozen)
-_TASK_FIELDS = tuple(f.name for f in fields(Task))
+# each field of Task with its slot: evolve() sets them as fast_init does (Task is frozen)
+_TASK_SLOTS = tuple((f.name, Task.__dict__[f.name]) for f in fields(Task))
 # the fields CaseState.copy() sets: a field added to CaseState must be copied there too
 _COPIED = frozenset((
     "case_id", "process", "status", "started_at", "data", "tasks", "joins", "timers", "visits",

@@ -22,6 +22,7 @@ from accord.errors import (
     TaskStateError,
 )
 from accord.events import Event, EventType
+from accord.fastinit import fast_init
 from accord.kernel.actions import (
     Announce,
     AnyAction,
@@ -64,6 +65,7 @@ ISSUE_ACTIONS = ("rework", "waive", "cancel")
 _OPENS_A_CASE_HERE = (ArriveToken, Announce, RejectHandoff, NoteIssue)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Transition:
     """The new state, the events that record what happened, and the commands for the driver."""
