@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accord.central.jobs import HandlerPool
 from accord.events import EventType, iso, parse_iso
@@ -122,6 +124,23 @@ def test_empty_digest_and_whole_share_match_the_long_way() -> None:
 def test_cached_time_formats_round_trip() -> None:
     for at in (0.0, 1_767_571_200.123456, 1_767_571_200.123456):
         assert parse_iso(iso(at)) == pytest.approx(at, abs=1e-6)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=0, max_value=4e9),
+        # whole seconds plus a fraction near a rounding edge of the microseconds
+        st.builds(lambda s, k: s + k / 2_000_000, st.integers(0, 4_000_000_000),
+                  st.integers(0, 2_000_000)),
+    )
+)  # fmt: skip
+def test_iso_writes_what_datetime_writes(at: float) -> None:
+    """The per-second cache and the microseconds rounded half to even give datetime's text."""
+    from datetime import UTC, datetime
+
+    long_way = datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")
+    assert iso(at) == long_way.replace("+00:00", "Z")
 
 
 def test_relay_addresses_rows_as_it_addresses_events() -> None:
