@@ -120,8 +120,10 @@ class HandlerRegistry:
                 sys.path.insert(0, p)
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise HandlerError(f"handler {name!r}: cannot import {module_name!r}: {exc}") from None
+        except Exception as exc:  # not found, or broken: a syntax error, an error on import
+            raise HandlerError(
+                f"handler {name!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+            ) from None
         found = getattr(module, attr, None)
         if not callable(found):
             raise HandlerError(f"handler {name!r}: {module_name} has no function {attr!r}")

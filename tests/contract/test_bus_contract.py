@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -153,8 +154,45 @@ def test_a_pull_consumer_left_by_an_earlier_accord_goes_on_after_its_acks(
     assert _wait(lambda: len(got) == 3)
     time.sleep(0.3)
     assert got == ["m2", "m3", "m4"]
+
+    async def consumers() -> list[str]:
+        return sorted([c.name async for c in _names(bus.js, stream_name(subject))])
+
+    # the pull consumer is gone once its push successor exists
+    names = asyncio.run_coroutine_threadsafe(consumers(), bus._loop).result(10)
+    assert names == ["upgrader-push"]
     bus.delete_stream(process)
     bus.close()
+
+
+async def _names(js: Any, stream: str) -> Any:
+    for info in await js.consumers_info(stream):
+        yield info
+
+
+def test_a_consumer_held_by_another_connection_is_waited_for_then_refused(
+    process: str, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One node per team: a second subscriber to the same durable waits (the first may be a
+    dead host's connection the server has not timed out yet), and is refused if it stays."""
+    from accord.buses import nats as nats_bus
+
+    subject = f"accord.{process}.>"
+    first = nats_bus.NatsBus(nats_url)
+    first.subscribe(subject, "single", lambda m: None)
+    monkeypatch.setattr(nats_bus, "BIND_ATTEMPTS", 2)
+    second = nats_bus.NatsBus(nats_url)
+    with pytest.raises(nats_bus.NatsUnavailable, match="another node of this team"):
+        second.subscribe(subject, "single", lambda m: None)
+    # once the first lets go, the next try binds
+    monkeypatch.setattr(nats_bus, "BIND_ATTEMPTS", 8)
+    threading.Timer(0.3, first.close).start()
+    got: list[str] = []
+    second.subscribe(subject, "single", lambda m: got.append(m.id))
+    second.publish(subject_for(process, "x"), b"x", "after")
+    assert _wait(lambda: got == ["after"])
+    second.delete_stream(process)
+    second.close()
 
 
 def test_a_republished_id_is_dropped_by_the_broker(process: str, nats_url: str) -> None:

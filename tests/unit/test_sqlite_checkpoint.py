@@ -64,3 +64,17 @@ def test_an_in_memory_store_has_no_checkpointer() -> None:
     store = open_store("memory://")
     assert len(_checkpointers()) == before
     store.close()
+
+
+def test_a_store_nobody_closed_stops_its_checkpointer_when_collected(tmp_path: Path) -> None:
+    import gc
+
+    before = len(_checkpointers())
+    store = open_store(f"sqlite:///{tmp_path}/s.db")
+    assert len(_checkpointers()) == before + 1
+    del store
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while len(_checkpointers()) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_checkpointers()) == before

@@ -139,7 +139,10 @@ def test_store_trouble_under_an_inline_handler_queues_its_job_instead(
     """ctx.record_effect failing because the store is down says nothing about the work: the
     task stays ready and its job is queued, as on the queued path."""
 
+    calls: list[int] = []
+
     def effect(ctx: HandlerContext) -> dict[str, Any]:
+        calls.append(ctx.attempt)
         ctx.record_effect("mail.sent", ctx.key)
         return {}
 
@@ -155,6 +158,7 @@ def test_store_trouble_under_an_inline_handler_queues_its_job_instead(
     task = engine.case("c1").tasks["c1:s0:1"]
     assert (task.status.value, task.attempt) == ("ready", 1)
     assert [job.task_id for _, job in engine.jobs] == ["c1:s0:1"]
+    assert calls == [1]  # run once in that unit, not again and again
     monkeypatch.undo()
     assert engine.run_jobs() == 1
     assert engine.case("c1").status.value == "completed"
@@ -175,4 +179,24 @@ def test_a_handler_module_can_mark_its_functions_inline(tmp_path: Path) -> None:
     engine.start_case("marked", case_id="c1")
     assert commits[0] == 1 and [job.task_id for _, job in engine.jobs] == ["c1:s1:1"]
     assert engine.case("c1").data == {"quick": True}
+    engine.close()
+
+
+def test_a_handler_module_that_fails_to_import_fails_its_task_not_the_step_before(
+    tmp_path: Path,
+) -> None:
+    """Asking whether a handler is inline imports its module; a module that raises on import
+    (not only one that is missing) must not undo the unit that made the task ready."""
+    (tmp_path / "st_broken.py").write_text("raise RuntimeError('config missing')\n")
+    registry = HandlerRegistry([tmp_path])
+    registry.register("t:first", lambda ctx: {"first": True}, inline=True)
+    d = chain("broken", ["t:first", "st_broken:run"], extra="  retry: {max_attempts: 1}\n")
+    engine, _ = engine_for(d, registry)
+    engine.start_case("broken", case_id="c1")
+    assert engine.case("c1").tasks["c1:s0:1"].status.value == "completed"
+    assert [job.task_id for _, job in engine.jobs] == ["c1:s1:1"]
+    engine.run_jobs()
+    case = engine.case("c1")
+    assert case.status.value == "paused" and case.incident is not None
+    assert "RuntimeError: config missing" in case.incident["error"]
     engine.close()

@@ -7,12 +7,13 @@ the event id as ``Nats-Msg-Id``, so a republished event inside the duplicate win
 the server; consumers still dedupe by id for anything older. A handler that raises is answered
 with a delayed negative ack, so the message comes back later rather than being lost.
 
-Consumers are durable *push* consumers: the server sends messages as they are stored, up to
-MAX_ACK_PENDING unacknowledged, and whatever has arrived while the handler worked on the last
-batch is its next batch. Pull consumers (which accord used before) ask for each batch and wait
-a round trip for it; in bench/choreo.py push delivery gave about 15% more handoffs per second
-for 15% less CPU. A durable consumer left by an earlier accord as a pull consumer is replaced
-by a push consumer that starts after its acknowledged messages (see _subscribe).
+Consumers are durable *push* consumers (named ``<durable>-push``): the server sends messages
+as they are stored, up to MAX_ACK_PENDING unacknowledged, and whatever has arrived while the
+handler worked on the last batch is its next batch. Pull consumers (which accord used before)
+ask for each batch and wait a round trip for it; in bench/choreo.py push delivery gave about
+15% more handoffs per second for 15% less CPU. A pull consumer left by an earlier accord is
+replaced by a push consumer that starts after the messages it acknowledged, and deleted once
+the push consumer exists (see _subscribe).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from nats.errors import NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import Error as JsError
 
 from accord.buses.base import BatchHandler, Handler, Message
 from accord.errors import AccordError
@@ -42,9 +44,12 @@ T = TypeVar("T")
 
 CONNECT_ATTEMPTS = 30  # with backoff, about a minute before giving up at start-up
 ACK_WAIT_S = 30.0
-# Messages a consumer may have delivered and not yet acknowledged (JetStream's default). A
-# message is a bundle of events (accord.choreo.wire), so this bounds what waits in memory.
-MAX_ACK_PENDING = 1000
+# Messages a consumer may have delivered and not yet acknowledged: as many as one fetch took
+# when consumers pulled, so no message waits behind so much work that its ACK_WAIT_S runs out
+# (a message is a bundle of events, see accord.choreo.wire)
+MAX_ACK_PENDING = 200
+# Tries, about two minutes with back-off, to bind a consumer another connection still holds
+BIND_ATTEMPTS = 16
 DUPLICATE_WINDOW_S = 120.0
 
 
@@ -190,18 +195,16 @@ class NatsBus:
         self, subject: str, durable: str, handler: BatchHandler, pool: ThreadPoolExecutor
     ) -> None:
         stream = await self._ensure_stream(subject)
-        durable = re.sub(r"[^A-Za-z0-9_-]", "_", durable)
+        pulled = re.sub(r"[^A-Za-z0-9_-]", "_", durable)  # the name accord's pull consumers had
+        durable = f"{pulled}-push"
         start: int | None = None
-        try:
-            info = await self.js.consumer_info(stream, durable)
-        except NotFoundError:
-            info = None
-        if info is not None and not info.config.deliver_subject:
-            # a pull consumer of an earlier accord: go on after what it acknowledged (anything
-            # acknowledged out of order comes again, and receivers ignore what they have)
-            start = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
-            await self.js.delete_consumer(stream, durable)
-            log.info("consumer %s: pull consumer replaced, push from stream seq %d", durable, start)
+        old = None
+        if await self._consumer(stream, durable) is None:
+            old = await self._consumer(stream, pulled)
+            if old is not None and not old.config.deliver_subject:
+                # a pull consumer of an earlier accord: go on after what it acknowledged
+                # (anything acknowledged out of order comes again; receivers ignore it)
+                start = (old.ack_floor.stream_seq if old.ack_floor else 0) + 1
         config = ConsumerConfig(
             durable_name=durable,
             deliver_subject=f"_accord_deliver.{stream}.{durable}",
@@ -220,11 +223,40 @@ class NatsBus:
             arrived.append(m)
             signal.set()
 
-        await self.js.subscribe(
-            subject, durable=durable, stream=stream, config=config, manual_ack=True, cb=on_message
-        )
+        delay = 0.5
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            try:
+                await self.js.subscribe(subject, durable=durable, stream=stream, config=config,
+                                        manual_ack=True, cb=on_message)  # fmt: skip
+                break
+            except JsError as exc:
+                if "already bound" not in str(exc):
+                    raise
+                # another connection still holds it: a second node for this team, or (after a
+                # host died) the dead one's connection, until the server times it out
+                if attempt == BIND_ATTEMPTS:
+                    raise NatsUnavailable(
+                        f"consumer {durable} is bound to another connection: is another node "
+                        "of this team running?"
+                    ) from None
+                log.warning("consumer %s is bound to another connection; retry in %.1fs",
+                            durable, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        if start is not None:
+            # only now that the push consumer exists: a crash before this point starts over
+            await self.js.delete_consumer(stream, pulled)
+            log.info("consumer %s replaces pull consumer %s from stream seq %d",
+                     durable, pulled, start)  # fmt: skip
         task = asyncio.ensure_future(self._consume(arrived, signal, handler, pool))
         self._tasks.append(task)
+
+    async def _consumer(self, stream: str, name: str) -> Any:
+        """The consumer's info, or None if there is none by that name."""
+        try:
+            return await self.js.consumer_info(stream, name)
+        except NotFoundError:
+            return None
 
     async def _consume(
         self,

@@ -182,24 +182,32 @@ class WorkRunner(UnitOfWork):
         led to it (Camunda 7 calls this a synchronous continuation). Other handlers wait for
         the commit and run from the queue, outside the engine's lock.
 
-        Nothing is weaker for it: if the process dies before the commit, the transition that
-        made the task ready is lost with it and happens again (a redelivered message, a retried
-        call), and the handler with it, under the same idempotency key.
+        If the process dies before the commit, the transition that made the task ready is
+        lost with it and happens again (a redelivered message, a retried call), and the handler
+        with it, under the same idempotency key when the case id is the same. One difference
+        from the queued path: an effect the handler records (``ctx.record_effect``) commits on
+        its own, so it stays recorded even if this unit then fails to commit; a caller who
+        retries a case start without naming the case gets a new case, a new key, and the
+        effect again. Inline handlers are meant for pure computation.
         """
         inline = self.handlers.inline
-        for _ in range(STRAIGHT_THROUGH_ROUNDS):
-            now = [j for j in batch.jobs if inline(j.handler)]
-            if not now:
-                return
-            batch.jobs = [j for j in batch.jobs if not inline(j.handler)]
-            for r in self.call_handlers([(case_of_task(j.task_id), j) for j in now]):
-                if r.transient:
-                    batch.jobs.append(r.job)  # the store failed under it: queued, run later
-                    continue
-                try:
-                    self._apply_result(batch, r)
-                except CaseError:
-                    continue  # as in apply_results: the task stays ready
+        later: list[RunHandler] = []  # the store failed under them: queued after the commit
+        try:
+            for _ in range(STRAIGHT_THROUGH_ROUNDS):
+                now = [j for j in batch.jobs if inline(j.handler)]
+                if not now:
+                    return
+                batch.jobs = [j for j in batch.jobs if not inline(j.handler)]
+                for r in self.call_handlers([(case_of_task(j.task_id), j) for j in now]):
+                    if r.transient:
+                        later.append(r.job)  # not run again in this unit
+                        continue
+                    try:
+                        self._apply_result(batch, r)
+                    except CaseError:
+                        continue  # as in apply_results: the task stays ready
+        finally:
+            batch.jobs.extend(later)
 
     def _apply_result(self, batch: _Batch, r: HandlerResult) -> None:
         now = self.clock.now()

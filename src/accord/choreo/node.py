@@ -179,10 +179,12 @@ class TeamNode:
         self.on_messages([msg])
 
     def on_messages(self, msgs: list[Message]) -> list[bool]:
-        """Bus entry point for a delivered batch: every action it causes commits in one
-        transaction, with the inbox ids (whatever commits is relayed by _after_commit).
-        Malformed or refused messages are logged and acknowledged: redelivering them would
-        change nothing."""
+        """Bus entry point for a delivered batch: the actions it causes commit in transactions
+        of at most APPLY_CHUNK, each with its inbox ids (whatever commits is relayed by
+        _after_commit); the bus acknowledges the batch after the last. If a later slice fails,
+        the whole batch comes again and the slices already committed are ignored by their
+        inbox ids. Malformed or refused messages are logged and acknowledged: redelivering
+        them would change nothing."""
         items: list[tuple[str, str, AnyAction]] = []
         sources: list[Event] = []
         for msg in msgs:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -87,10 +88,11 @@ class SqliteStore:
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-            self._checkpointer: _Checkpointer | None = None
+            self._stop_checkpointer: Callable[[], Any] | None = None
             if target != ":memory:":
                 self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-                self._checkpointer = _Checkpointer(target)
+                # stopped by close(), or when a store nobody closed is collected
+                self._stop_checkpointer = weakref.finalize(self, _Checkpointer(target).stop)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open {url!r} as an accord store: {exc}") from None
 
@@ -121,8 +123,8 @@ class SqliteStore:
         return int(row[0] or 0)
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
+        if self._stop_checkpointer is not None:
+            self._stop_checkpointer()  # (once: a finalizer runs at most once)
         with self._lock:
             self._db.close()
 
@@ -515,6 +517,7 @@ class _Checkpointer:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
         self.checkpoint()
         self._db.close()
