@@ -312,6 +312,26 @@ def test_stale_version_is_refused_and_writes_nothing(store: Store) -> None:
     assert loaded[0].tasks["c1:work:1"].assignee == "oscar"
 
 
+def test_the_commit_count_moves_with_each_commit_and_not_with_a_refused_one(
+    store: Store,
+) -> None:
+    """A team node's relay reads its log again only when this count moved."""
+    assert store.commits == 0
+    started(store, "c1")
+    assert store.commits == 1
+    stale = step(
+        store, "c1", ClaimTask(at=T0 + 1, actor="olga", task_id="c1:work:1", member="olga")
+    )
+    winner = step(
+        store, "c1", ClaimTask(at=T0 + 2, actor="oscar", task_id="c1:work:1", member="oscar")
+    )
+    store.commit([winner], T0 + 2)
+    assert store.commits == 2
+    with pytest.raises(ConcurrencyError):
+        store.commit([stale], T0 + 3)
+    assert store.commits == 2
+
+
 def test_version_from_the_future_is_refused(store: Store) -> None:
     started(store, "c1")
     w = step(store, "c1", PauseCase(at=T0 + 1, actor="operator"))

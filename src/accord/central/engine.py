@@ -54,7 +54,7 @@ from accord.kernel import (
     Transition,
     advance,
 )
-from accord.kernel.state import Task
+from accord.kernel.state import Task, case_of_task
 from accord.model.types import ProcessDefinition
 from accord.stores.base import CaseRow, TaskRow
 
@@ -189,10 +189,9 @@ class Engine(WorkRunner):
     @staticmethod
     def case_of(task_id: str) -> str:
         """The case a task belongs to (task ids are ``case:step:visit``)."""
-        parts = task_id.rsplit(":", 2)
-        if len(parts) != 3:
+        if task_id.count(":") < 2:
             raise NotFound(f"{task_id!r} is not a task id")
-        return parts[0]
+        return case_of_task(task_id)
 
     def claim(self, task_id: str, member: str, actor: str | None = None) -> None:
         """Allocate a ready task to ``member`` (pull by the member, or by the hub/operator)."""

@@ -46,6 +46,7 @@ from accord.kernel import (
     TaskStatus,
     Transition,
     advance,
+    case_of_task,
 )
 from accord.model.types import ProcessDefinition, StepKind
 from accord.stores.base import CaseWrite, ConcurrencyError, Store
@@ -71,11 +72,6 @@ class _Batch:
     delta: Counter[str] = field(default_factory=Counter)
     refreshed: set[str] = field(default_factory=set)
     tried: set[str] = field(default_factory=set)
-
-
-def case_of_task(task_id: str) -> str:
-    """The case a task id belongs to (task ids are ``case:step:visit``)."""
-    return task_id.rsplit(":", 2)[0]
 
 
 def replica_id() -> str:

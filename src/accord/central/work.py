@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from accord.central import shared as shared_mode
 from accord.central.jobs import DEFAULT_HANDLER_TIMEOUT, HandlerResult
-from accord.central.unit import UnitOfWork, _Batch, case_of_task, log
+from accord.central.unit import UnitOfWork, _Batch, log
 from accord.errors import (
     CaseError,
     ContractViolation,
@@ -25,6 +25,7 @@ from accord.kernel import (
     FireTimer,
     RunHandler,
     TaskStatus,
+    case_of_task,
 )
 
 # Rounds of inline handlers one unit of work runs straight through (a round: the inline handlers

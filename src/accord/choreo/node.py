@@ -421,12 +421,8 @@ class TeamNode:
             self._backoff = 0.0
             self._wake.clear()  # what woke the loop is read below; later commits wake it again
             nowait = getattr(self.bus, "publish_nowait", None) if self.pipelined else None
-            commits = getattr(self.engine.store, "commits", None)
-            if (
-                commits is None
-                or commits != self._read_commits
-                or time.monotonic() - self._read_at >= POLL_LOG_S
-            ):
+            commits = self.engine.store.commits
+            if commits != self._read_commits or time.monotonic() - self._read_at >= POLL_LOG_S:
                 self._unread = True
             while len(self._in_flight) < MAX_IN_FLIGHT and self._unread:
                 self._unread = False

@@ -32,7 +32,16 @@ from accord.kernel.actions import (
 from accord.kernel.advance import advance, replay
 from accord.kernel.commands import CancelTimer, Command, OfferTask, RunHandler, ScheduleTimer
 from accord.kernel.scope import Scope
-from accord.kernel.state import CaseState, CaseStatus, Task, TaskStatus, Timer, TimerKind, Token
+from accord.kernel.state import (
+    CaseState,
+    CaseStatus,
+    Task,
+    TaskStatus,
+    Timer,
+    TimerKind,
+    Token,
+    case_of_task,
+)
 from accord.kernel.stepbase import Transition, digest
 
 __all__ = [
@@ -78,6 +87,7 @@ __all__ = [
     "Token",
     "Transition",
     "advance",
+    "case_of_task",
     "digest",
     "replay",
 ]

@@ -80,6 +80,12 @@ class Token:
     scope: str | None = None
 
 
+def case_of_task(task_id: str) -> str:
+    """The case a task belongs to: task ids are ``case:step:visit`` (see create_task), and a
+    case id may itself hold colons."""
+    return task_id.rsplit(":", 2)[0]
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class Task:

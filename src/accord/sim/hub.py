@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from accord.kernel.state import case_of_task
 from accord.sim.calendar import next_open
 from accord.sim.scenario import HubScenario
 
@@ -63,7 +64,7 @@ class HubDesk:
         self.busy[coordinator] = False
         self.decisions += 1
         engine = self.sim.engine_of(task_id)
-        rows = engine.tasks(status="ready", case_id=task_id.rsplit(":", 2)[0])
+        rows = engine.tasks(status="ready", case_id=case_of_task(task_id))
         row = next((r for r in rows if r.id == task_id), None)
         if row is not None:
             d = engine.definition(row.process)

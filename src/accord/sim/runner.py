@@ -26,7 +26,7 @@ from accord.clock import VirtualClock
 from accord.errors import AccordError, CaseError
 from accord.events import Event, EventType
 from accord.kernel.graph import graph_of
-from accord.kernel.state import ACTIVE
+from accord.kernel.state import ACTIVE, case_of_task
 from accord.model.types import Member, ProcessDefinition, Step, StepKind, Team
 from accord.sim.calendar import add_working, next_open
 from accord.sim.hub import HubDesk
@@ -254,7 +254,7 @@ class Simulation:
         while q:
             task_id = q.popleft()
             row = self.engine_of(task_id).tasks(
-                status="claimed", assignee=member, case_id=_case(task_id)
+                status="claimed", assignee=member, case_id=case_of_task(task_id)
             )
             if not any(r.id == task_id for r in row):
                 continue  # withdrawn, escalated or reassigned meanwhile
@@ -397,7 +397,7 @@ class Simulation:
                 return
             while pool:
                 task_id = pool.popleft()
-                rows = self.engine_of(task_id).tasks(status="ready", case_id=_case(task_id))
+                rows = self.engine_of(task_id).tasks(status="ready", case_id=case_of_task(task_id))
                 row = next((x for x in rows if x.id == task_id), None)
                 if row is None:
                     continue
@@ -554,10 +554,6 @@ class Simulation:
             horizon_s=span,
             horizon_reached=reached,
         )
-
-
-def _case(task_id: str) -> str:
-    return task_id.rsplit(":", 2)[0]
 
 
 def run_meta(d: ProcessDefinition, cases: int, seed: int, scenario_file: str | None) -> str:

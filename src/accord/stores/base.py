@@ -83,6 +83,9 @@ class Store(Protocol):
     """Implemented by every backend; the contract tests in tests/contract run against each."""
 
     url: str
+    # Successful commit() calls through this object so far (not other processes'): a reader of
+    # the log, such as a team node's relay, looks again only when it moved.
+    commits: int
 
     def close(self) -> None:
         """Release connections. The store cannot be used afterwards."""

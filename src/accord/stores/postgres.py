@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 import weakref
 import zlib
@@ -139,6 +140,8 @@ class PostgresStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.commits = 0  # see Store.commits
+        self._count_lock = threading.Lock()
         conninfo, self.schema, pool_size = parse_url(url)
         parsed = urlparse(conninfo)
         self._where = f"{parsed.hostname or 'localhost'}:{parsed.port or 5432}{parsed.path}"
@@ -304,6 +307,8 @@ class PostgresStore:
                 raise ConcurrencyError("a case in this batch already exists")
             if updated is not None and updated.rowcount != len(old):
                 raise ConcurrencyError("a case in this batch changed under this writer")
+        with self._count_lock:  # (commits run on several threads at once)
+            self.commits += 1
         return [1 if w.expected_version is None else w.expected_version + 1 for w in writes]
 
     # -- queries --------------------------------------------------------------------------------

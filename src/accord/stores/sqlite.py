@@ -79,8 +79,7 @@ class SqliteStore:
                 raise StoreError(f"directory {parent} does not exist (for {url!r})")
         self.path = target
         self._lock = threading.RLock()
-        # commits of cases so far (a team node's relay reads its log only when this moved)
-        self.commits = 0
+        self.commits = 0  # see Store.commits
         try:
             self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
