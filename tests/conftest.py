@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 NATS_URL = os.environ.get("ACCORD_TEST_NATS", "nats://127.0.0.1:4222")
+PG_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://127.0.0.1:5432/test")
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -26,3 +30,28 @@ def nats_url() -> str:
             pytest.fail("NATS JetStream is not reachable on 127.0.0.1:4222 (CI must start it)")
         pytest.skip("NATS JetStream is not running on 127.0.0.1:4222")
     return NATS_URL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store several engines can share: a SQLite file, or a fresh PostgreSQL schema (the
+    server .ci/run starts; dropped afterwards)."""
+    from accord.stores import open_store
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/shared.db"
+        return
+    target = f"{PG_URL}?schema=accord_test_{uuid.uuid4().hex[:12]}"
+    try:
+        open_store(target).close()
+    except Exception as exc:
+        message = f"PostgreSQL at {PG_URL} is not reachable: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from accord.stores.postgres import drop_schema
+
+    try:
+        yield target
+    finally:
+        drop_schema(target)

@@ -4,11 +4,8 @@ refused one) never takes the others of its group down with it. On SQLite and Pos
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,8 +18,6 @@ from accord.kernel import CaseState, CaseStatus
 from accord.model import loads
 from accord.stores import open_store
 from accord.stores.base import CaseWrite, ConcurrencyError
-
-PG_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://127.0.0.1:5432/test")
 
 HUMAN = loads(
     """
@@ -45,25 +40,9 @@ steps:
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/group.db"
-        return
-    target = f"{PG_URL}?schema=accord_group_{uuid.uuid4().hex[:12]}"
-    try:
-        open_store(target).close()
-    except Exception as exc:
-        message = f"PostgreSQL at {PG_URL} is not reachable: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from accord.stores.postgres import drop_schema
-
-    try:
-        yield target
-    finally:
-        drop_schema(target)
+@pytest.fixture
+def url(shared_store_url: str) -> str:
+    return shared_store_url  # (tests/conftest.py: SQLite, and PostgreSQL when it is up)
 
 
 def _engine(url: str, window_s: float = 0.005) -> tuple[Engine, GroupCommit]:

@@ -8,9 +8,7 @@ other must see, and work handed out by leases must never be done twice.
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -22,8 +20,6 @@ from accord.clock import EPOCH
 from accord.model import ProcessDefinition, loads
 from accord.stores import open_store
 from racekit import count_conflicts, race
-
-PG_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://127.0.0.1:5432/test")
 
 DEF = loads(
     """
@@ -68,25 +64,9 @@ steps:
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/shared.db"
-        return
-    target = f"{PG_URL}?schema=accord_shared_{uuid.uuid4().hex[:12]}"
-    try:
-        open_store(target).close()
-    except Exception as exc:
-        message = f"PostgreSQL at {PG_URL} is not reachable: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from accord.stores.postgres import drop_schema
-
-    try:
-        yield target
-    finally:
-        drop_schema(target)
+@pytest.fixture
+def url(shared_store_url: str) -> str:
+    return shared_store_url  # (tests/conftest.py: SQLite, and PostgreSQL when it is up)
 
 
 class Replicas:
