@@ -145,9 +145,26 @@ def _iso_slow(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-@lru_cache(maxsize=1024)
 def parse_iso(text: str) -> float:
-    """RFC 3339 / ISO-8601 timestamp to seconds since the epoch (naive times are UTC)."""
+    """RFC 3339 / ISO-8601 timestamp to seconds since the epoch (naive times are UTC).
+
+    The form :func:`iso` writes (every event received from the bus has one) is read without
+    ``datetime``, with the seconds from a cache, to the same float: ``datetime.timestamp``
+    divides the whole microseconds by a million, as this does."""
+    if len(text) == 27 and text[19] == "." and text[26] == "Z":
+        us = text[20:26]
+        if us.isascii() and us.isdigit():
+            return (_epoch_second(text[:19]) * 1_000_000 + int(us)) / 1_000_000
+    return _parse_iso(text)
+
+
+@lru_cache(maxsize=1024)
+def _epoch_second(text: str) -> int:
+    return int(_parse_iso(text + "Z"))
+
+
+@lru_cache(maxsize=1024)
+def _parse_iso(text: str) -> float:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)

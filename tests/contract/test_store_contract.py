@@ -893,3 +893,26 @@ def test_run_sql_reads_and_writes_side_tables(store: Store) -> None:
     assert store.run_sql("SELECT count(*) FROM users WHERE name LIKE '%100%'") == [(1,)]
     store.run_sql("DELETE FROM users WHERE id = ?", ("u1",))
     assert store.run_sql("SELECT id FROM users") == []
+
+
+def test_one_stale_case_among_many_refuses_the_whole_batch(store: Store) -> None:
+    """Cases whose status stays as it was are written by one statement: one stale version
+    among them still refuses the batch, wherever it stands in it."""
+    ids = [f"c{i}" for i in range(5)]
+    for cid in ids:
+        started(store, cid)
+    writes = [
+        step(store, cid, ClaimTask(at=T0 + 1, actor="olga", task_id=f"{cid}:work:1",
+                                   member="olga"))
+        for cid in ids
+    ]  # fmt: skip
+    store.commit(
+        [step(store, "c3", ClaimTask(at=T0 + 1, actor="oscar", task_id="c3:work:1",
+                                     member="oscar"))],
+        T0 + 1,
+    )  # fmt: skip
+    before = [snapshot(store, cid) for cid in ids]
+    with pytest.raises(ConcurrencyError):
+        store.commit(writes, T0 + 2)
+    assert [snapshot(store, cid) for cid in ids] == before
+    assert store.commit([w for w in writes if w.state.case_id != "c3"], T0 + 3) == [2] * 4

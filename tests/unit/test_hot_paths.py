@@ -143,6 +143,26 @@ def test_iso_writes_what_datetime_writes(at: float) -> None:
     assert iso(at) == long_way.replace("+00:00", "Z")
 
 
+@settings(max_examples=3000, deadline=None)
+@given(st.integers(0, 253_402_300_799), st.integers(0, 999_999))
+def test_parse_iso_reads_what_datetime_reads(second: int, us: int) -> None:
+    """The fast path for iso()'s own form gives the float datetime.timestamp() gives."""
+    from datetime import UTC, datetime
+
+    text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{us:06d}Z"
+    long_way = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    assert parse_iso(text) == long_way
+
+
+def test_parse_iso_other_forms_and_bad_text() -> None:
+    assert parse_iso("2026-01-05T00:00:00Z") == 1_767_571_200.0
+    assert parse_iso("2026-01-05T01:00:00.500000+01:00") == 1_767_571_200.5
+    assert parse_iso("2026-01-05T00:00:00.250000") == 1_767_571_200.25  # naive: UTC
+    for bad in ("2026-13-05T00:00:00.000000Z", "2026-01-05T00:00:00.00000xZ", "nonsense"):
+        with pytest.raises(ValueError):
+            parse_iso(bad)
+
+
 def test_relay_addresses_rows_as_it_addresses_events() -> None:
     from accord.choreo.node import TeamNode
     from accord.choreo.projection import project

@@ -97,6 +97,8 @@ class TeamNode:
         self.d = projection.definition
         self.part = projection.part(team)
         self.team = team
+        # (flow, sending team) of every handoff the projection has for this team
+        self._senders = {(h.flow, h.from_team) for h in projection.handoffs if h.to_team == team}
         self.engine = Engine(
             store,
             [self.d],
@@ -376,10 +378,7 @@ class TeamNode:
         if sender is None or claimed != sender:
             return False
         flow = e.data.get("flow")
-        return any(
-            h.flow == flow and h.from_team == sender and h.to_team == self.team
-            for h in self.projection.handoffs
-        )
+        return isinstance(flow, str) and (flow, sender) in self._senders
 
     def _check_contracts(self, data: dict[str, Any]) -> list[str]:
         """The receiving side checks the sender's data contract too (it trusts nobody)."""

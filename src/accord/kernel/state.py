@@ -20,10 +20,13 @@ class CaseStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
 
-    @property
-    def ended(self) -> bool:
-        """Ended cases accept nothing more."""
-        return self in (CaseStatus.COMPLETED, CaseStatus.CANCELLED)
+    # Ended cases accept nothing more. A plain attribute of each member, set below, rather
+    # than a property: it is asked a dozen times per transition.
+    ended: bool
+
+
+for _status in CaseStatus:
+    _status.ended = _status in (CaseStatus.COMPLETED, CaseStatus.CANCELLED)
 
 
 class TaskStatus(StrEnum):
@@ -40,13 +43,14 @@ class TaskStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
 
-    @property
-    def active(self) -> bool:
-        """Active tasks hold a token: the case cannot end while one exists."""
-        return self in ACTIVE
+    # Active tasks hold a token: the case cannot end while one exists (set below, as
+    # CaseStatus.ended is).
+    active: bool
 
 
 ACTIVE = frozenset({TaskStatus.READY, TaskStatus.CLAIMED, TaskStatus.WAITING, TaskStatus.FAILED})
+for _task_status in TaskStatus:
+    _task_status.active = _task_status in ACTIVE
 
 
 class TimerKind(StrEnum):

@@ -37,6 +37,14 @@ _UPSERT_TASK = (
     "assignee=excluded.assignee, claimed_at=excluded.claimed_at, attempt=excluded.attempt, "
     "lease_owner=NULL, lease_until=NULL"
 )
+# A case whose status and ended_at stay as stored: its indexes on those are left untouched.
+_UPDATE_CASE = (
+    "UPDATE cases SET version=version+1, state=?, updated_at=?, incident=? WHERE id=? AND version=?"
+)
+_MOVE_CASE = (
+    "UPDATE cases SET status=?, version=version+1, state=?, ended_at=?, updated_at=?, incident=? "
+    "WHERE id=? AND version=?"
+)
 _SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
 # The write-ahead log is copied back into the database file (a checkpoint, which syncs the file)
 # by a thread of its own, on its own connection, this often; the connection that commits never
@@ -44,6 +52,14 @@ _SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
 # AUTOCHECKPOINT_PAGES (4 KB each) stays as a backstop should the thread fall behind.
 CHECKPOINT_EVERY_S = 0.25
 AUTOCHECKPOINT_PAGES = 10_000
+# The sqlite3 module binds int, float and str as they are, but looks for an adapter for every
+# other value, None and bytes included: a failed lookup on its protocol class, which formats an
+# AttributeError each time, then on the value. A commit binds a dozen or so of those per step.
+# Registered adapters that hand the value back unchanged make that one dict lookup and one C
+# call. They are the module's, so any sqlite3 connection in the process gets them: they change
+# nothing it stores, and one registered already is left as it is.
+sqlite3.adapters.setdefault((type(None), sqlite3.PrepareProtocol), {}.get)  # {}.get(None): None
+sqlite3.adapters.setdefault((bytes, sqlite3.PrepareProtocol), bytes)  # bytes(b) is b
 _EVENT_COLS = (
     "pos, id, case_id, seq, type, at, process, step, team, actor, task, data, causation, source"
 )
@@ -176,62 +192,70 @@ class SqliteStore:
         task_rows: list[tuple[Any, ...]] = []
         timers_cleared: list[tuple[str]] = []
         timers_set: list[tuple[str, str, float]] = []
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []  # status and ended_at unchanged
+        moves: list[tuple[Any, ...]] = []  # status or ended_at changed
+        # the rows are made before the write lock is taken: other writers wait less
+        for w in writes:
+            s = w.state
+            incident = orjson.dumps(s.incident).decode() if s.incident else None
+            if w.expected_version is None:
+                inserts.append(
+                    (s.case_id, s.process, s.status._value_, 1, s.to_json(),
+                     s.started_at, s.ended_at, at, incident)
+                )  # fmt: skip
+                versions.append(1)
+            else:
+                stored = w.stored
+                if (
+                    stored is not None
+                    and stored.status is s.status
+                    and stored.ended_at == s.ended_at
+                ):
+                    # status and ended_at as stored: their indexes stay untouched
+                    updates.append((s.to_json(), at, incident, s.case_id, w.expected_version))
+                else:
+                    moves.append(
+                        (s.status._value_, s.to_json(), s.ended_at, at, incident,
+                         s.case_id, w.expected_version)
+                    )  # fmt: skip
+                versions.append(w.expected_version + 1)
+            # the rows of every case go in one statement per table, in the same order
+            # (events in log order: their positions are as if written case by case)
+            event_rows.extend(
+                (e.id, e.case, e.seq, e.type._value_, e.at, e.process, e.step, e.team,
+                 e.actor, e.task, orjson.dumps(e.data).decode(), e.causation, e.source)
+                for e in w.events
+            )  # fmt: skip
+            task_rows.extend(
+                (t.id, s.case_id, s.process, t.step, t.kind._value_, t.team, t.role,
+                 t.status._value_, t.assignee, t.ready_at, t.claimed_at, t.attempt,
+                 int(t.hub))
+                for t in w.tasks.values()
+            )  # fmt: skip
+            # a timer id names its case, so no timer is in two writes
+            timers_cleared.extend((t,) for t in w.timers_cleared)
+            timers_set.extend((tid, s.case_id, due) for tid, due in w.timers_set.items())
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                for w in writes:
-                    s = w.state
-                    incident = orjson.dumps(s.incident).decode() if s.incident else None
-                    if w.expected_version is None:
-                        try:
-                            db.execute(
-                                "INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?)",
-                                (s.case_id, s.process, s.status.value, 1, s.to_json(),
-                                 s.started_at, s.ended_at, at, incident),
-                            )  # fmt: skip
-                        except sqlite3.IntegrityError:
-                            raise ConcurrencyError(f"case {s.case_id} already exists") from None
-                        versions.append(1)
-                    else:
-                        stored = w.stored
-                        if (
-                            stored is not None
-                            and stored.status is s.status
-                            and stored.ended_at == s.ended_at
-                        ):
-                            # status and ended_at as stored: their three indexes stay untouched
-                            cur = db.execute(
-                                "UPDATE cases SET version=version+1, state=?, updated_at=?, "
-                                "incident=? WHERE id=? AND version=?",
-                                (s.to_json(), at, incident, s.case_id, w.expected_version),
-                            )
-                        else:
-                            cur = db.execute(
-                                "UPDATE cases SET status=?, version=version+1, state=?, "
-                                "ended_at=?, updated_at=?, incident=? WHERE id=? AND version=?",
-                                (s.status.value, s.to_json(), s.ended_at, at, incident,
-                                 s.case_id, w.expected_version),
-                            )  # fmt: skip
-                        if cur.rowcount != 1:
-                            raise ConcurrencyError(f"case {s.case_id} changed under this writer")
-                        versions.append(w.expected_version + 1)
-                    # the rows of every case go in one statement per table, in the same order
-                    # (events in log order: their positions are as if written case by case)
-                    event_rows.extend(
-                        (e.id, e.case, e.seq, e.type.value, e.at, e.process, e.step, e.team,
-                         e.actor, e.task, orjson.dumps(e.data).decode(), e.causation, e.source)
-                        for e in w.events
-                    )  # fmt: skip
-                    task_rows.extend(
-                        (t.id, s.case_id, s.process, t.step, t.kind.value, t.team, t.role,
-                         t.status.value, t.assignee, t.ready_at, t.claimed_at, t.attempt,
-                         int(t.hub))
-                        for t in w.tasks.values()
-                    )  # fmt: skip
-                    # a timer id names its case, so no timer is in two writes
-                    timers_cleared.extend((t,) for t in w.timers_cleared)
-                    timers_set.extend((tid, s.case_id, due) for tid, due in w.timers_set.items())
+                # one statement per kind of row (executemany binds and steps in C, a statement
+                # per case cost a call each); an UPDATE that matches no row means another
+                # writer moved that case on, and everything here is rolled back
+                if inserts:
+                    try:
+                        db.executemany("INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?)", inserts)
+                    except sqlite3.IntegrityError:
+                        raise ConcurrencyError("a case in this batch already exists") from None
+                if updates:
+                    cur = db.executemany(_UPDATE_CASE, updates)
+                    if cur.rowcount != len(updates):
+                        raise ConcurrencyError("a case in this batch changed under this writer")
+                if moves:
+                    cur = db.executemany(_MOVE_CASE, moves)
+                    if cur.rowcount != len(moves):
+                        raise ConcurrencyError("a case in this batch changed under this writer")
                 if event_rows:
                     db.executemany(_INSERT_EVENT, event_rows)
                 if task_rows:
