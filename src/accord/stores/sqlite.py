@@ -8,6 +8,7 @@ loss (the default NORMAL survives a process crash, which is what ``kill -9`` tes
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import threading
 import weakref
@@ -25,18 +26,24 @@ from accord.stores.base import CaseRow, CaseWrite, ConcurrencyError, ReplicaRow,
 from accord.stores.migrations import MIGRATIONS
 from accord.stores.rows import TASK_COLS, event_row, task_filter, task_row
 
-_INSERT_EVENT = (
+_INSERT_EVENTS = (
     "INSERT INTO events (id, case_id, seq, type, at, process, step, team, actor, task, data,"
-    " causation, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " causation, source) VALUES {values}",
+    "",
 )
 # A commit that writes a task ends any lease on it: the holder's work is done or moot.
-_UPSERT_TASK = (
+_UPSERT_TASKS = (
     "INSERT INTO tasks (id, case_id, process, step, kind, team, role, status, assignee, ready_at,"
-    " claimed_at, attempt, hub) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
-    "ON CONFLICT(id) DO UPDATE SET team=excluded.team, status=excluded.status, "
+    " claimed_at, attempt, hub) VALUES {values}",
+    " ON CONFLICT(id) DO UPDATE SET team=excluded.team, status=excluded.status, "
     "assignee=excluded.assignee, claimed_at=excluded.claimed_at, attempt=excluded.attempt, "
-    "lease_owner=NULL, lease_until=NULL"
+    "lease_owner=NULL, lease_until=NULL",
 )
+# Rows per INSERT statement: many rows in one statement are bound and stepped in one call
+# (executemany steps each row apart, and lets go of the GIL and takes it back for each). The
+# sizes are few so that SQLite's statement cache keeps them all; 64 rows of 13 columns stay
+# under the 999 parameters older SQLite builds allow.
+_ROWS_PER_INSERT = (64, 16, 4, 1)
 # A case whose status and ended_at stay as stored: its indexes on those are left untouched.
 _UPDATE_CASE = (
     "UPDATE cases SET version=version+1, state=?, updated_at=?, incident=? WHERE id=? AND version=?"
@@ -257,9 +264,9 @@ class SqliteStore:
                     if cur.rowcount != len(moves):
                         raise ConcurrencyError("a case in this batch changed under this writer")
                 if event_rows:
-                    db.executemany(_INSERT_EVENT, event_rows)
+                    _insert(db, _INSERT_EVENTS, event_rows)
                 if task_rows:
-                    db.executemany(_UPSERT_TASK, task_rows)
+                    _insert(db, _UPSERT_TASKS, task_rows)
                 if timers_cleared:
                     db.executemany("DELETE FROM timers WHERE id = ?", timers_cleared)
                 if timers_set:
@@ -514,6 +521,23 @@ class SqliteStore:
                 return [tuple(r) for r in self._db.execute(statement, tuple(args)).fetchall()]
             except sqlite3.IntegrityError as exc:
                 raise ConcurrencyError(f"already there: {exc}") from None
+
+
+@functools.cache
+def _insert_sql(sql: tuple[str, str], columns: int, rows: int) -> str:
+    row = "(" + ",".join("?" * columns) + ")"
+    return sql[0].format(values=",".join([row] * rows)) + sql[1]
+
+
+def _insert(db: sqlite3.Connection, sql: tuple[str, str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (all of one width) with a few statements of many rows each, in order."""
+    columns = len(rows[0])
+    i, n = 0, len(rows)
+    for size in _ROWS_PER_INSERT:
+        while n - i >= size:
+            chunk = rows[i : i + size]
+            db.execute(_insert_sql(sql, columns, size), [v for row in chunk for v in row])
+            i += size
 
 
 class _Checkpointer:
