@@ -249,19 +249,17 @@ class SqliteStore:
             try:
                 # one statement per kind of row (executemany binds and steps in C, a statement
                 # per case cost a call each); an UPDATE that matches no row means another
-                # writer moved that case on, and everything here is rolled back
+                # writer moved that case on, and everything here is rolled back.
+                # No cursor is kept in a local: a refusal's traceback would keep it alive, and
+                # group commit hands the refusal to another thread, whose freeing it would reset
+                # a cached statement the next commit may be running (SQLITE_MISUSE).
                 if inserts:
                     try:
                         db.executemany("INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?)", inserts)
                     except sqlite3.IntegrityError:
                         raise ConcurrencyError("a case in this batch already exists") from None
-                if updates:
-                    cur = db.executemany(_UPDATE_CASE, updates)
-                    if cur.rowcount != len(updates):
-                        raise ConcurrencyError("a case in this batch changed under this writer")
-                if moves:
-                    cur = db.executemany(_MOVE_CASE, moves)
-                    if cur.rowcount != len(moves):
+                for sql, rows in ((_UPDATE_CASE, updates), (_MOVE_CASE, moves)):
+                    if rows and db.executemany(sql, rows).rowcount != len(rows):
                         raise ConcurrencyError("a case in this batch changed under this writer")
                 if event_rows:
                     _insert(db, _INSERT_EVENTS, event_rows)
