@@ -18,7 +18,6 @@ the sub-process that is that scope, and so on up to the process (BPMN 2.0.2, 10.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -96,7 +95,7 @@ class _Scopes(_Base):
             if t.id in busy:
                 continue
             self.cancel_timers(t.id)
-            self.put(replace(t, status=TaskStatus.COMPLETED, ended_at=self.at))
+            self.put(t.evolve(status=TaskStatus.COMPLETED, ended_at=self.at))
             self.emit(
                 EventType.TASK_COMPLETED,
                 step=t.step,
@@ -195,7 +194,7 @@ class _Scopes(_Base):
         else:
             # the activity goes on; the new token takes half of its share of the case
             weight = str(Fraction(t.weight) / 2)
-            self.put(replace(self.s.tasks[t.id], weight=weight))
+            self.put(self.s.tasks[t.id].evolve(weight=weight))
         origin = (t.step,) if t.team is not None else t.origin
         self.propagate(self.route(b.id, Token(origin, weight, t.scope)))
 
@@ -214,7 +213,7 @@ class _Scopes(_Base):
         weight = str(Fraction(run["weight"]) / 2)
         run["weight"] = weight
         for x in instances:
-            self.put(replace(x, weight=str(Fraction(x.weight) / 2)))
+            self.put(x.evolve(weight=str(Fraction(x.weight) / 2)))
         return weight
 
     def start_event_sub(self, sub: Step, scope: str | None, data: dict[str, Any] | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -213,7 +213,7 @@ class _Base:
     def cancel_task(self, t: Task, reason: str | None = None) -> None:
         """Withdraw one open task: its timers go, it ends cancelled, and the log says why."""
         self.cancel_timers(t.id)
-        self.put(replace(t, status=TaskStatus.CANCELLED, ended_at=self.at))
+        self.put(t.evolve(status=TaskStatus.CANCELLED, ended_at=self.at))
         data = {"reason": reason} if reason is not None else None
         self.emit(EventType.TASK_CANCELLED, step=t.step, team=t.team, task=t.id, data=data)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
@@ -68,7 +67,7 @@ class _WorkItems(_Base):
                 + (f" with role {t.role!r}" if t.role else "")
                 + f"; cannot claim {t.id}"
             )
-        self.put(replace(t, status=TaskStatus.CLAIMED, assignee=a.member, claimed_at=self.at))
+        self.put(t.evolve(status=TaskStatus.CLAIMED, assignee=a.member, claimed_at=self.at))
         self.emit(
             EventType.TASK_CLAIMED,
             step=t.step,
@@ -87,7 +86,7 @@ class _WorkItems(_Base):
         if t.status is not TaskStatus.CLAIMED:
             raise TaskStateError(f"task {t.id} is {t.status.value}; claim it before starting")
         self._check_holder(t, "start")
-        self.put(replace(t, started_at=self.at))
+        self.put(t.evolve(started_at=self.at))
         since = t.claimed_at if t.claimed_at is not None else t.ready_at
         self.emit(
             EventType.TASK_STARTED,
@@ -106,9 +105,7 @@ class _WorkItems(_Base):
         if t.status is not TaskStatus.CLAIMED:
             raise TaskStateError(f"task {t.id} is {t.status.value}; only claimed tasks release")
         self._check_holder(t, "release")
-        self.put(
-            replace(t, status=TaskStatus.READY, assignee=None, claimed_at=None, started_at=None)
-        )
+        self.put(t.evolve(status=TaskStatus.READY, assignee=None, claimed_at=None, started_at=None))
         self.emit(EventType.TASK_RELEASED, step=t.step, team=t.team, task=t.id)
         self.offer(self.s.tasks[t.id])
 
@@ -121,15 +118,15 @@ class _WorkItems(_Base):
         if a.team is not None and a.team not in self.d.teams:
             raise NotFound(f"no team {a.team!r}")
         team = a.team or t.team
-        moved = replace(t, team=team)
+        moved = t.evolve(team=team)
         if a.member:
-            if not self.may_hold(replace(moved, escalated=True), a.member):
+            if not self.may_hold(moved.evolve(escalated=True), a.member):
                 raise TaskStateError(f"{a.member} is not in team {team!r}")
-            moved = replace(moved, status=TaskStatus.CLAIMED, assignee=a.member, claimed_at=self.at)
-            moved = replace(moved, started_at=None)
+            moved = moved.evolve(status=TaskStatus.CLAIMED, assignee=a.member, claimed_at=self.at)
+            moved = moved.evolve(started_at=None)
         else:
-            moved = replace(moved, status=TaskStatus.READY, assignee=None, claimed_at=None)
-            moved = replace(moved, started_at=None)
+            moved = moved.evolve(status=TaskStatus.READY, assignee=None, claimed_at=None)
+            moved = moved.evolve(started_at=None)
         self.put(moved)
         self.emit(
             EventType.TASK_REASSIGNED,
@@ -169,7 +166,7 @@ class _WorkItems(_Base):
         if t.status is TaskStatus.READY and actor and t.kind is not StepKind.AUTOMATED:
             if not self.may_hold(t, actor):
                 raise TaskStateError(f"{actor} is not in team {t.team!r}; cannot complete {t.id}")
-            t = self.put(replace(t, status=TaskStatus.CLAIMED, assignee=actor, claimed_at=self.at))
+            t = self.put(t.evolve(status=TaskStatus.CLAIMED, assignee=actor, claimed_at=self.at))
             self.emit(
                 EventType.TASK_CLAIMED,
                 step=t.step,
@@ -251,7 +248,7 @@ class _WorkItems(_Base):
         retry = a.retryable and t.attempt < step.retry.max_attempts and not a.code
         if retry:
             due = self.at + step.retry.delay(t.attempt)
-            self.put(replace(t, status=TaskStatus.WAITING, error=a.error, assignee=None))
+            self.put(t.evolve(status=TaskStatus.WAITING, error=a.error, assignee=None))
             self.emit(
                 EventType.TASK_FAILED,
                 step=t.step,
@@ -261,7 +258,7 @@ class _WorkItems(_Base):
             )
             self.schedule(TimerKind.RETRY, t.id, due)
             return
-        failed = self.put(replace(t, status=TaskStatus.FAILED, error=a.error, ended_at=self.at))
+        failed = self.put(t.evolve(status=TaskStatus.FAILED, error=a.error, ended_at=self.at))
         self.emit(
             EventType.TASK_FAILED,
             step=t.step,
@@ -278,7 +275,7 @@ class _WorkItems(_Base):
             return  # caught: an error boundary or event sub-process took it
         if step.on_error.action is ErrorAction.REROUTE and step.on_error.to:
             self.cancel_timers(t.id)
-            self.put(replace(failed, status=TaskStatus.CANCELLED))
+            self.put(failed.evolve(status=TaskStatus.CANCELLED))
             self.emit(
                 EventType.CASE_REROUTED,
                 step=t.step,
@@ -307,7 +304,7 @@ class _WorkItems(_Base):
             self.s.incident = None
             self.emit(EventType.CASE_RESUMED, data={"by": "retry", "task": t.id})
         again = self.put(
-            replace(t, status=TaskStatus.READY, attempt=t.attempt + 1, ended_at=None, error=None)
+            t.evolve(status=TaskStatus.READY, attempt=t.attempt + 1, ended_at=None, error=None)
         )
         self.emit(
             EventType.TASK_READY,
@@ -351,7 +348,7 @@ class _WorkItems(_Base):
         if timer.kind is TimerKind.WAIT:
             self.finish(t, {})
         elif timer.kind is TimerKind.RETRY:
-            again = self.put(replace(t, status=TaskStatus.READY, attempt=t.attempt + 1))
+            again = self.put(t.evolve(status=TaskStatus.READY, attempt=t.attempt + 1))
             self.emit(
                 EventType.TASK_READY,
                 step=t.step,
@@ -382,10 +379,10 @@ class _WorkItems(_Base):
                 )
                 return
             if target in self.d.teams:
-                moved = replace(t, team=target, escalated=True)
+                moved = t.evolve(team=target, escalated=True)
             else:
-                moved = replace(t, status=TaskStatus.CLAIMED, assignee=target, claimed_at=self.at)
-                moved = replace(moved, escalated=True)
+                moved = t.evolve(status=TaskStatus.CLAIMED, assignee=target, claimed_at=self.at)
+                moved = moved.evolve(escalated=True)
             self.put(moved)
             self.emit(
                 EventType.TASK_ESCALATED,
