@@ -55,6 +55,16 @@ class EventType(StrEnum):
     SIGNAL_THROWN = "signal.thrown"
 
 
+_TYPES = {t.value: t for t in EventType}
+
+
+def event_type(text: str) -> EventType:
+    """``EventType(text)`` by a dict lookup (every event read or received is typed so);
+    an unknown type raises ValueError as ``EventType`` does."""
+    t = _TYPES.get(text)
+    return t if t is not None else EventType(text)
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -102,7 +112,7 @@ class Event:
             etype = str(doc["type"]).removeprefix("accord.")
             return cls(
                 id=str(doc["id"]),
-                type=EventType(etype),
+                type=event_type(etype),
                 case=str(doc["subject"]),
                 process=str(doc["process"]),
                 at=parse_iso(str(doc["time"])),

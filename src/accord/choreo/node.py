@@ -25,7 +25,7 @@ from accord.choreo import wire
 from accord.choreo.projection import Projection
 from accord.clock import Clock
 from accord.errors import CaseError, NotFound
-from accord.events import Event, EventType
+from accord.events import Event, EventType, event_type
 from accord.handlers import HandlerRegistry
 from accord.kernel import (
     Announce,
@@ -49,8 +49,6 @@ _ADDRESSED_BY_DATA = frozenset(
     {EventType.HANDOFF, EventType.HANDOFF_REJECTED, EventType.GATEWAY_DECIDED}
     | {t for t in EventType if t.value.startswith("issue.")}
 )
-# the relay looks types up by their stored text: a dict is cheaper than EventType(text)
-_TYPE_OF = {t.value: t for t in EventType}
 # events that go to observers only, whatever their data (see TeamNode._addressee)
 _OBSERVED_ONLY = frozenset(
     t
@@ -542,7 +540,7 @@ class TeamNode:
         return self._addressee(e.type, e.data)
 
     def _addressee_row(self, etype: str, data: str) -> str | None:
-        t = _TYPE_OF.get(etype) or EventType(etype)  # (an unknown type raises, as before)
+        t = event_type(etype)  # (an unknown type raises)
         if t in _OBSERVED_ONLY:
             return None  # task.ready, task.completed, ...: most of the log
         return self._addressee(t, orjson.loads(data) if t in _ADDRESSED_BY_DATA else {})

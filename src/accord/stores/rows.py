@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from accord.events import Event, EventType
+from accord.events import Event, event_type
 from accord.stores.base import TaskRow
 
 TASK_COLS = (
@@ -25,7 +25,7 @@ def event_row(r: Any) -> Event:
     """An events row (pos, id, case_id, seq, type, at, process, ..., data as JSON text, ...)."""
     return Event(
         id=r[1],
-        type=EventType(r[4]),
+        type=event_type(r[4]),
         case=r[2],
         seq=r[3],
         at=r[5],
