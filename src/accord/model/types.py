@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -250,9 +251,9 @@ class ProcessDefinition:
         self.outgoing.update({k: tuple(v) for k, v in out.items()})
         self.incoming.update({k: tuple(v) for k, v in inc.items()})
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """``id@version``, the name events carry."""
+        """``id@version``, the name events carry (asked several times per transition)."""
         return f"{self.id}@{self.version}"
 
     def is_join(self, step_id: str) -> bool:
