@@ -8,25 +8,18 @@ import threading
 from pathlib import Path
 
 import pytest
+from casekit import build
 
 from accord.kernel import StartCase, advance
-from accord.model import loads
 from accord.stores import open_store
 from accord.stores.base import CaseWrite, ConcurrencyError
 from accord.stores.sqlite import _ROWS_PER_INSERT
 
-DEFINITION = loads(
+DEFINITION = build(
     """
-process: rows
-teams: {ops: {members: [olga]}}
-steps:
-  - id: work
-    team: ops
-    next: done
-  - id: done
-    type: end
-""",
-    "rows.yaml",
+    - {id: work, team: ops, next: done}
+    - {id: done, type: end}
+    """
 )
 
 

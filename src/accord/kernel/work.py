@@ -122,11 +122,13 @@ class _WorkItems(_Base):
         if a.member:
             if not self.may_hold(moved.evolve(escalated=True), a.member):
                 raise TaskStateError(f"{a.member} is not in team {team!r}")
-            moved = moved.evolve(status=TaskStatus.CLAIMED, assignee=a.member, claimed_at=self.at)
-            moved = moved.evolve(started_at=None)
+            moved = moved.evolve(
+                status=TaskStatus.CLAIMED, assignee=a.member, claimed_at=self.at, started_at=None
+            )
         else:
-            moved = moved.evolve(status=TaskStatus.READY, assignee=None, claimed_at=None)
-            moved = moved.evolve(started_at=None)
+            moved = moved.evolve(
+                status=TaskStatus.READY, assignee=None, claimed_at=None, started_at=None
+            )
         self.put(moved)
         self.emit(
             EventType.TASK_REASSIGNED,
@@ -381,8 +383,9 @@ class _WorkItems(_Base):
             if target in self.d.teams:
                 moved = t.evolve(team=target, escalated=True)
             else:
-                moved = t.evolve(status=TaskStatus.CLAIMED, assignee=target, claimed_at=self.at)
-                moved = moved.evolve(escalated=True)
+                moved = t.evolve(
+                    status=TaskStatus.CLAIMED, assignee=target, claimed_at=self.at, escalated=True
+                )
             self.put(moved)
             self.emit(
                 EventType.TASK_ESCALATED,
