@@ -228,3 +228,60 @@ def test_open_bus_chooses_by_url() -> None:
     b.close()
     with pytest.raises(BusError, match="unknown bus URL"):
         open_bus("kafka://x")
+
+
+def test_a_consumer_deleted_on_the_server_is_re_created_after_what_was_acked(
+    process: str, nats_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A push subscription whose consumer is deleted on the server hears nothing, and nothing
+    says so: the bus looks the consumer up once it has been idle for WATCH_S, re-creates it,
+    and delivery goes on from the first message it had not acknowledged."""
+    import asyncio
+
+    from accord.buses import nats as nats_bus
+
+    monkeypatch.setattr(nats_bus, "WATCH_S", 0.3)
+    bus = nats_bus.NatsBus(nats_url)
+    subject = f"accord.{process}.>"
+    got: list[str] = []
+    bus.subscribe(subject, "watched", lambda m: got.append(m.id))
+    bus.publish_many([(subject_for(process, "x"), b"x", f"a{i}") for i in range(3)])
+    assert _wait(lambda: len(got) == 3)
+    time.sleep(0.2)  # the acknowledgements reach the server
+
+    async def delete() -> None:
+        await bus.js.delete_consumer(nats_bus.stream_name(subject), "watched-push")
+
+    asyncio.run_coroutine_threadsafe(delete(), bus._loop).result(10)
+    bus.publish_many([(subject_for(process, "x"), b"x", f"b{i}") for i in range(3)])
+    assert _wait(lambda: len(got) == 6)
+    time.sleep(0.5)
+    assert got == ["a0", "a1", "a2", "b0", "b1", "b2"]  # nothing acknowledged comes again
+    assert "consumer watched-push is gone from the server" in caplog.text
+    bus.delete_stream(process)
+    bus.close()
+
+
+def test_a_stream_deleted_and_made_anew_is_delivered_from_its_start(
+    process: str, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting the stream deletes its consumers too, and a stream made again numbers its
+    messages from 1: the re-created consumer must start there, not after the old numbers."""
+    from accord.buses import nats as nats_bus
+
+    monkeypatch.setattr(nats_bus, "WATCH_S", 0.3)
+    bus = nats_bus.NatsBus(nats_url)
+    subject = f"accord.{process}.>"
+    got: list[str] = []
+    bus.subscribe(subject, "renewed", lambda m: got.append(m.id))
+    bus.publish_many([(subject_for(process, "x"), b"x", f"a{i}") for i in range(3)])
+    assert _wait(lambda: len(got) == 3)
+    publisher = nats_bus.NatsBus(nats_url)
+    publisher.delete_stream(process)
+    publisher.publish_many([(subject_for(process, "x"), b"x", f"b{i}") for i in range(2)])
+    assert _wait(lambda: len(got) == 5)
+    time.sleep(0.5)
+    assert got == ["a0", "a1", "a2", "b0", "b1"]
+    publisher.delete_stream(process)
+    publisher.close()
+    bus.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import threading
@@ -50,6 +51,9 @@ ACK_WAIT_S = 30.0
 MAX_ACK_PENDING = 200
 # Tries, about two minutes with back-off, to bind a consumer another connection still holds
 BIND_ATTEMPTS = 16
+# A consumer that delivered nothing for this long is looked up on the server: one deleted there
+# (by an operator, or with its stream) would otherwise leave its subscriber waiting silently
+WATCH_S = 15.0
 DUPLICATE_WINDOW_S = 120.0
 
 
@@ -74,6 +78,9 @@ class NatsBus:
         self._thread.daemon = True
         self._thread.start()
         self._streams: set[str] = set()
+        # when each stream was created: a consumer's watch (see _watch) that finds another time
+        # than it saw at the start knows the stream was made anew, its sequences started over
+        self._created: dict[str, Any] = {}
         self._tasks: list[asyncio.Future[None]] = []
         self._pools: list[ThreadPoolExecutor] = []
         self._closing = False
@@ -143,10 +150,13 @@ class NatsBus:
             duplicate_window=DUPLICATE_WINDOW_S,
         )
         try:
-            await self.js.stream_info(name)
+            info = await self.js.stream_info(name)
         except NotFoundError:
-            with contextlib.suppress(BadRequestError):  # another process created it meanwhile
-                await self.js.add_stream(wanted)
+            try:
+                info = await self.js.add_stream(wanted)
+            except BadRequestError:  # another process created it meanwhile
+                info = await self.js.stream_info(name)
+        self._created[name] = info.created
         self._streams.add(name)
         return name
 
@@ -248,8 +258,10 @@ class NatsBus:
             await self.js.delete_consumer(stream, pulled)
             log.info("consumer %s replaces pull consumer %s from stream seq %d",
                      durable, pulled, start)  # fmt: skip
-        task = asyncio.ensure_future(self._consume(arrived, signal, handler, pool))
-        self._tasks.append(task)
+        seen = _Seen(created=self._created.get(stream))
+        task = asyncio.ensure_future(self._consume(arrived, signal, handler, pool, seen))
+        watch = asyncio.ensure_future(self._watch(subject, stream, config, seen))
+        self._tasks.extend((task, watch))
 
     async def _consumer(self, stream: str, name: str) -> Any:
         """The consumer's info, or None if there is none by that name."""
@@ -264,9 +276,11 @@ class NatsBus:
         signal: asyncio.Event,
         handler: BatchHandler,
         pool: ThreadPoolExecutor,
+        seen: _Seen,
     ) -> None:
         """Hand whatever has arrived to the handler thread as one batch, then ack (or nak)
-        each message; what arrives meanwhile is the next batch."""
+        each message; what arrives meanwhile is the next batch. ``seen`` keeps where the
+        consumer stands, for :meth:`_watch`."""
         loop = asyncio.get_running_loop()
         while not self._closing:
             await signal.wait()
@@ -285,12 +299,63 @@ class NatsBus:
             except Exception:
                 log.exception("batch handler failed; the batch will be redelivered")
                 oks = [False] * len(batch)
+            seen.batches += 1
+            last_acked = None
             for m, ok in zip(msgs, oks, strict=True):
                 with contextlib.suppress(Exception):
                     if ok:
                         await m.ack()
+                        last_acked = m
+                        if seen.naked:  # (rare) one refused earlier may have come again
+                            seen.naked.discard(m.metadata.sequence.stream)
                     else:
                         await m.nak(delay=2.0)
+                        seen.naked.add(m.metadata.sequence.stream)
+            if last_acked is not None:
+                with contextlib.suppress(Exception):  # (a message without JetStream metadata)
+                    seen.acked = max(seen.acked, last_acked.metadata.sequence.stream)
+
+    async def _watch(self, subject: str, stream: str, config: ConsumerConfig, seen: _Seen) -> None:
+        """Every WATCH_S in which nothing was delivered, make sure the consumer still exists on
+        the server; re-create one that is gone (with its stream, if that went too), to deliver
+        from the first message not acknowledged here. The subscription listens on the same
+        deliver subject, so delivery simply resumes."""
+        checked = -1
+        while not self._closing:
+            await asyncio.sleep(WATCH_S)
+            if seen.batches != checked:
+                checked = seen.batches  # busy since the last look: nothing to check
+                continue
+            name = config.durable_name or ""
+            try:
+                if await self._consumer(stream, name) is not None:
+                    continue
+            except Exception as exc:  # unreachable: the connection's own callbacks say so
+                log.debug("consumer %s not checked: %s", name, exc)
+                continue
+            try:
+                self._streams.discard(stream)
+                await self._ensure_stream(subject)  # made again if it went too
+                renewed = self._created.get(stream) != seen.created
+                start = 1 if renewed else min(seen.naked | {seen.acked + 1})
+                if renewed:
+                    seen.created, seen.acked, seen.naked = self._created.get(stream), 0, set()
+                log.warning(
+                    "consumer %s is gone from the server; re-creating it to deliver from "
+                    "stream sequence %d%s", name, start,
+                    " (its stream was made anew)" if renewed else "",
+                )  # fmt: skip
+                await self.js.add_consumer(
+                    stream,
+                    dataclasses.replace(
+                        config,
+                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                        opt_start_seq=start,
+                    ),
+                )
+            except Exception as exc:
+                log.warning("consumer %s not re-created (%s); trying again in %.0fs",
+                            name, exc, WATCH_S)  # fmt: skip
 
     def close(self) -> None:
         """Stop consuming, drain and disconnect."""
@@ -335,6 +400,16 @@ class NatsBus:
             self._streams.discard(stream_name(f"accord.{process}.>"))
 
         self._run(go())
+
+
+@dataclasses.dataclass
+class _Seen:
+    """Where a consumer stands, as its subscriber saw it."""
+
+    batches: int = 0  # batches delivered so far
+    acked: int = 0  # the highest stream sequence acknowledged
+    naked: set[int] = dataclasses.field(default_factory=set)  # refused, not acknowledged since
+    created: Any = None  # when its stream was created (see NatsBus._created)
 
 
 def _handle_all(handler: Handler, batch: list[Message]) -> list[bool]:
