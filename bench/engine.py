@@ -38,6 +38,7 @@ import argparse
 import contextlib
 import cProfile
 import gc
+import importlib.util
 import io
 import json
 import os
@@ -601,6 +602,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", default=None, help="directory for the databases (default: temp)")
     ap.add_argument("--profile", action="store_true", help="also cProfile accord sequential")
     args = ap.parse_args(argv)
+    missing = [name for name in ("SpiffWorkflow", "dbos") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"the peers ({', '.join(missing)}) are not installed: they are in the bench extra, "
+              "`make bench` installs them (or .venv/bin/python -m pip install -e '.[bench]')",
+              file=sys.stderr)  # fmt: skip
+        return 2
     sizes = sizes_for(args)
     cmd = "python bench/engine.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
