@@ -230,6 +230,21 @@ def test_open_bus_chooses_by_url() -> None:
         open_bus("kafka://x")
 
 
+def _watched(
+    process: str, nats_url: str, monkeypatch: pytest.MonkeyPatch, durable: str
+) -> tuple[Any, list[str]]:
+    """A NATS bus (its consumers watched every 0.3 s) whose subscriber got a0, a1 and a2."""
+    from accord.buses import nats as nats_bus
+
+    monkeypatch.setattr(nats_bus, "WATCH_S", 0.3)
+    bus = nats_bus.NatsBus(nats_url)
+    got: list[str] = []
+    bus.subscribe(f"accord.{process}.>", durable, lambda m: got.append(m.id))
+    bus.publish_many([(subject_for(process, "x"), b"x", f"a{i}") for i in range(3)])
+    assert _wait(lambda: len(got) == 3)
+    return bus, got
+
+
 def test_a_consumer_deleted_on_the_server_is_re_created_after_what_was_acked(
     process: str, nats_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -238,19 +253,13 @@ def test_a_consumer_deleted_on_the_server_is_re_created_after_what_was_acked(
     and delivery goes on from the first message it had not acknowledged."""
     import asyncio
 
-    from accord.buses import nats as nats_bus
+    from accord.buses.nats import stream_name
 
-    monkeypatch.setattr(nats_bus, "WATCH_S", 0.3)
-    bus = nats_bus.NatsBus(nats_url)
-    subject = f"accord.{process}.>"
-    got: list[str] = []
-    bus.subscribe(subject, "watched", lambda m: got.append(m.id))
-    bus.publish_many([(subject_for(process, "x"), b"x", f"a{i}") for i in range(3)])
-    assert _wait(lambda: len(got) == 3)
+    bus, got = _watched(process, nats_url, monkeypatch, "watched")
     time.sleep(0.2)  # the acknowledgements reach the server
 
     async def delete() -> None:
-        await bus.js.delete_consumer(nats_bus.stream_name(subject), "watched-push")
+        await bus.js.delete_consumer(stream_name(f"accord.{process}.>"), "watched-push")
 
     asyncio.run_coroutine_threadsafe(delete(), bus._loop).result(10)
     bus.publish_many([(subject_for(process, "x"), b"x", f"b{i}") for i in range(3)])
@@ -267,16 +276,10 @@ def test_a_stream_deleted_and_made_anew_is_delivered_from_its_start(
 ) -> None:
     """Deleting the stream deletes its consumers too, and a stream made again numbers its
     messages from 1: the re-created consumer must start there, not after the old numbers."""
-    from accord.buses import nats as nats_bus
+    from accord.buses.nats import NatsBus
 
-    monkeypatch.setattr(nats_bus, "WATCH_S", 0.3)
-    bus = nats_bus.NatsBus(nats_url)
-    subject = f"accord.{process}.>"
-    got: list[str] = []
-    bus.subscribe(subject, "renewed", lambda m: got.append(m.id))
-    bus.publish_many([(subject_for(process, "x"), b"x", f"a{i}") for i in range(3)])
-    assert _wait(lambda: len(got) == 3)
-    publisher = nats_bus.NatsBus(nats_url)
+    bus, got = _watched(process, nats_url, monkeypatch, "renewed")
+    publisher = NatsBus(nats_url)
     publisher.delete_stream(process)
     publisher.publish_many([(subject_for(process, "x"), b"x", f"b{i}") for i in range(2)])
     assert _wait(lambda: len(got) == 5)
