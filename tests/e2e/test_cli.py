@@ -193,6 +193,16 @@ def test_run_refuses_zero_cases() -> None:
     assert "--cases must be at least 1" in res.stderr
 
 
+@pytest.mark.parametrize(
+    "flags", [["--login-attempts", "0"], ["--login-window", "0"], ["--auth-cache", "-1"]]
+)
+def test_serve_refuses_limits_that_make_no_sense(flags: list[str], tmp_path: Path) -> None:
+    res = accord("serve", "--db", str(tmp_path / "s.db"), *flags)
+    assert res.returncode == 2
+    no_traceback(res)
+    assert "must" in res.stderr
+
+
 def test_run_refuses_a_db_holding_a_different_run(run_db: Path) -> None:
     res = accord("run", ONBOARDING, "--cases", "41", "--seed", "3", "--db", run_db, "--json")
     assert res.returncode == 1

@@ -56,6 +56,16 @@ def serve(  # noqa: PLR0917 - typer maps each parameter to an option
     group_commit: Annotated[
         bool, typer.Option(help="Let concurrent requests' changes share one commit.")
     ] = True,
+    login_attempts: Annotated[
+        int,
+        typer.Option(
+            help="Failed sign-ins allowed per user name within --login-window (four times as "
+            "many per client address) before the login form refuses them for a while."
+        ),
+    ] = 5,
+    login_window: Annotated[
+        float, typer.Option(help="Seconds over which failed sign-ins are counted.")
+    ] = 900.0,
 ) -> None:
     """Serve the HTTP API (/api/v1, OpenAPI at /api/v1/openapi.json) and the web app.
 
@@ -73,6 +83,8 @@ def serve(  # noqa: PLR0917 - typer maps each parameter to an option
         fail("--workers must be at least 1", 2)
     if auth_cache < 0:
         fail("--auth-cache must not be negative", 2)
+    if login_attempts < 1 or login_window <= 0:
+        fail("--login-attempts must be at least 1 and --login-window positive", 2)
     config = WebConfig(
         db=db,
         bus=bus,
@@ -84,6 +96,9 @@ def serve(  # noqa: PLR0917 - typer maps each parameter to an option
         seed_demo=seed_demo,
         auth_cache_s=auth_cache,
         group_commit=group_commit,
+        login_attempts_per_user=login_attempts,
+        login_attempts_per_client=4 * login_attempts,
+        login_window_s=login_window,
     )
     if workers > 1:
         _serve_workers(config, host, port, log_level, workers)

@@ -37,6 +37,7 @@ from accord.web.boards import Boards
 from accord.web.config import WebConfig
 from accord.web.deps import CsrfCookie
 from accord.web.problems import install as install_problems
+from accord.web.throttle import LoginThrottle
 
 log = logging.getLogger("accord.web")
 API_PREFIX = "/api/v1"
@@ -124,6 +125,9 @@ def create_app(config: WebConfig, *, own_engine: bool = False) -> FastAPI:
     app.state.runtime = runtime
     app.state.stopping = runtime.stopping
     app.state.boards = runtime.boards
+    app.state.login_throttle = LoginThrottle(
+        config.login_attempts_per_user, config.login_attempts_per_client, config.login_window_s
+    )
     app.add_middleware(CsrfCookie, cookie=config.csrf_cookie, secure=config.secure_cookies)
     install_problems(app)
 

@@ -46,6 +46,12 @@ class WebConfig:
     # waits up to group_window_s for units still being computed
     group_commit: bool = True
     group_window_s: float = DEFAULT_WINDOW_S
+    # failed sign-ins allowed per user name and per client address within login_window_s,
+    # before the login form refuses that side until the oldest failure ages out
+    # (accord.web.throttle; counted in each server process)
+    login_attempts_per_user: int = 5
+    login_attempts_per_client: int = 20
+    login_window_s: float = 900.0
 
     def to_json(self) -> str:
         """These settings as JSON (for the worker processes of ``accord serve --workers``)."""

@@ -8,6 +8,7 @@ long as the session. The password is checked against its argon2 hash and never l
 from __future__ import annotations
 
 import logging
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -15,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from accord.web.deps import get_accounts, get_config, optional_user, verify_csrf
 from accord.web.templating import render
+from accord.web.throttle import LoginThrottle
 
 log = logging.getLogger("accord.web")
 router = APIRouter(include_in_schema=False)
@@ -42,15 +44,33 @@ def login(
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    """Check the password; on success start a session and go on to ``next``."""
+    """Check the password; on success start a session and go on to ``next``. A name or an
+    address with too many recent failures is refused before the password is looked at
+    (accord.web.throttle)."""
     accounts = get_accounts(request)
-    user = accounts.check_password(username.strip(), password)
+    throttle: LoginThrottle = request.app.state.login_throttle
+    name = username.strip()
+    client = request.client.host if request.client else "?"
+    wait = throttle.retry_after(name, client)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        log.warning("login for %r from %s refused: too many failed sign-ins (%d s to wait)",
+                    name[:64], client, seconds)  # fmt: skip
+        minutes = math.ceil(seconds / 60)
+        context = {"next": safe_next(next), "username": username,
+                   "error": "Too many failed sign-ins. Try again in "
+                            f"{minutes} minute{'s' if minutes != 1 else ''}."}  # fmt: skip
+        response = render(request, "login.html", context, status_code=429)
+        response.headers["Retry-After"] = str(seconds)
+        return response
+    user = accounts.check_password(name, password)
     if user is None:
-        log.info("failed login for %r from %s", username[:64],
-                 request.client.host if request.client else "?")  # fmt: skip
+        throttle.failed(name, client)
+        log.info("failed login for %r from %s", username[:64], client)
         context = {"next": safe_next(next), "error": "Wrong user or password.",
                    "username": username}  # fmt: skip
         return render(request, "login.html", context, status_code=401)
+    throttle.succeeded(name)
     config = get_config(request)
     session = accounts.open_session(user.id)
     response = RedirectResponse(safe_next(next), status_code=303)
