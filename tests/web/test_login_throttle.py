@@ -67,6 +67,8 @@ def test_made_up_names_cannot_grow_the_counts(monkeypatch: pytest.MonkeyPatch) -
     assert len(t._users._by_key) == 50
     assert t.retry_after("name499", "10.0.0.2") > 0  # the most recent are kept
     assert t.retry_after("name0", "10.0.0.2") == 0
+    t.failed("x" * 1_000_000, "10.0.0.1")  # a megabyte of name is kept as 64 characters
+    assert max(len(k) for k in t._users._by_key) == throttle_mod.MAX_NAME
 
 
 def test_limits_must_make_sense() -> None:

@@ -20,6 +20,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 MAX_KEYS = 10_000
+# Names (and addresses) are counted by their first characters only (user ids have at most 64),
+# so a made-up name of a megabyte costs no more memory than a real one.
+MAX_NAME = 64
 
 
 class _Failures:
@@ -57,6 +60,10 @@ class _Failures:
         self._by_key.pop(key, None)
 
 
+def _name_key(user: str) -> str:
+    return user[:MAX_NAME].lower()
+
+
 class LoginThrottle:
     """Refuses sign-ins for a user name or client address with too many recent failures."""
 
@@ -78,16 +85,18 @@ class LoginThrottle:
         """Seconds before ``user`` may try to sign in from ``client`` (0: go ahead)."""
         with self._lock:
             now = self._clock()
-            return max(self._users.wait(user.lower(), now), self._clients.wait(client, now))
+            return max(
+                self._users.wait(_name_key(user), now), self._clients.wait(client[:MAX_NAME], now)
+            )
 
     def failed(self, user: str, client: str) -> None:
         """Count a wrong password (or unknown user) for both the name and the address."""
         with self._lock:
             now = self._clock()
-            self._users.add(user.lower(), now)
-            self._clients.add(client, now)
+            self._users.add(_name_key(user), now)
+            self._clients.add(client[:MAX_NAME], now)
 
     def succeeded(self, user: str) -> None:
         """A right password: the user's failures are forgotten (the address's are not)."""
         with self._lock:
-            self._users.clear(user.lower())
+            self._users.clear(_name_key(user))
