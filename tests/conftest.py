@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pgkit import PG_URL, require_postgres
+
 NATS_URL = os.environ.get("ACCORD_TEST_NATS", "nats://127.0.0.1:4222")
-PG_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://127.0.0.1:5432/test")
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -36,19 +37,11 @@ def nats_url() -> str:
 def shared_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A store several engines can share: a SQLite file, or a fresh PostgreSQL schema (the
     server .ci/run starts; dropped afterwards)."""
-    from accord.stores import open_store
-
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/shared.db"
         return
     target = f"{PG_URL}?schema=accord_test_{uuid.uuid4().hex[:12]}"
-    try:
-        open_store(target).close()
-    except Exception as exc:
-        message = f"PostgreSQL at {PG_URL} is not reachable: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_postgres(target)
     from accord.stores.postgres import drop_schema
 
     try:

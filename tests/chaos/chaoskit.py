@@ -14,29 +14,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 from accord import Engine, HandlerRegistry
 from accord.model import load
 from accord.stores import open_store
 from accord.stores.base import Store
+from pgkit import PG_URL, require_postgres
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DEFINITION = HERE / "onboarding-auto.yaml"
-PG_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://127.0.0.1:5432/test")
 ACCORD = [sys.executable, "-m", "accord.cli"]
-
-
-def require_postgres(url: str) -> None:
-    """Skip (locally) or fail (under CI) when PostgreSQL cannot be reached."""
-    try:
-        open_store(url).close()
-    except Exception as exc:
-        message = f"PostgreSQL at {PG_URL} is not reachable: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @contextmanager

@@ -13,7 +13,6 @@ definition, never built by hand, so the contract is checked on exactly what the 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,9 +35,8 @@ from accord.model import loads
 from accord.stores import open_store
 from accord.stores.base import CaseWrite, ConcurrencyError, Store
 from accord.stores.migrations import LATEST
+from pgkit import PG_URL, require_postgres
 
-# The database CI starts (.ci/run); override with ACCORD_TEST_PG to test another server.
-PG_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://127.0.0.1:5432/test")
 BACKENDS = [
     pytest.param("memory://", id="memory"),
     pytest.param("sqlite:///{tmp}/s.db", id="sqlite"),
@@ -74,18 +72,6 @@ T0 = 1_767_571_200.0  # a Monday, 00:00 UTC
 # -- fixtures -----------------------------------------------------------------------------------
 
 
-def _require_server(url: str) -> None:
-    """Skip (locally) or fail (in CI) when a server-backed store cannot be opened."""
-    try:
-        probe = open_store(url)
-    except Exception as exc:
-        message = f"store {url!r} is not reachable: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    probe.close()
-
-
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
     schema = f"accord_contract_{uuid.uuid4().hex[:12]}"
@@ -93,7 +79,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]
     if not url.startswith(SERVER_SCHEMES):
         yield url
         return
-    _require_server(url)
+    require_postgres(url)
     try:
         yield url
     finally:

@@ -6,7 +6,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from webkit import PG_URL, World, build_world, require_server
+from webkit import World, build_world
+
+from pgkit import PG_URL, require_postgres
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def any_world(
         yield from build_world(f"sqlite:///{folder}/web.db", folder)
         return
     url = f"{PG_URL}?schema=accord_web_{uuid.uuid4().hex[:12]}"
-    require_server(url)
+    require_postgres(url)
     try:
         yield from build_world(url, folder)
     finally:

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from webkit import PG_URL, login, require_server
+from webkit import login
 
 from accord.central.engine import Engine
 from accord.web.app import create_app
 from accord.web.config import WebConfig
+from pgkit import PG_URL, require_postgres
 
 PASSWORD = "correct horse battery"
 KYC = """
@@ -137,7 +138,7 @@ def site(
         yield from _site(f"sqlite:///{folder}/pages.db", folder)
         return
     url = f"{PG_URL}?schema=accord_pages_{uuid.uuid4().hex[:12]}"
-    require_server(url)
+    require_postgres(url)
     try:
         yield from _site(url, folder)
     finally:

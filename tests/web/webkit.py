@@ -18,7 +18,6 @@ change a test sees was made by the request it sent.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,14 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-import pytest
 from fastapi.testclient import TestClient
 
-from accord.stores import open_store
 from accord.web.app import create_app
 from accord.web.config import WebConfig
 
-PG_URL = os.environ.get("ACCORD_TEST_PG", "postgresql://127.0.0.1:5432/test")
 PASSWORD = "correct horse battery"
 
 VETTING = """
@@ -163,18 +159,6 @@ def _write_definitions(folder: Path) -> tuple[Path, ...]:
         f.write_text(text, encoding="utf-8")
         files.append(f)
     return tuple(files)
-
-
-def require_server(url: str) -> None:
-    """Skip (locally) or fail (in CI) when the PostgreSQL server cannot be reached."""
-    try:
-        probe = open_store(url)
-    except Exception as exc:
-        message = f"PostgreSQL at {url!r} is not reachable: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    probe.close()
 
 
 def make_world(url: str, folder: Path) -> World:
