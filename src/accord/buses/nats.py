@@ -306,11 +306,11 @@ class NatsBus:
                     if ok:
                         await m.ack()
                         last_acked = m
-                        if seen.naked:  # (rare) one refused earlier may have come again
-                            seen.naked.discard(m.metadata.sequence.stream)
+                        if seen.refused:  # (rare) one refused earlier may have come again
+                            seen.refused.discard(m.metadata.sequence.stream)
                     else:
                         await m.nak(delay=2.0)
-                        seen.naked.add(m.metadata.sequence.stream)
+                        seen.refused.add(m.metadata.sequence.stream)
             if last_acked is not None:
                 with contextlib.suppress(Exception):  # (a message without JetStream metadata)
                     seen.acked = max(seen.acked, last_acked.metadata.sequence.stream)
@@ -337,9 +337,9 @@ class NatsBus:
                 self._streams.discard(stream)
                 await self._ensure_stream(subject)  # made again if it went too
                 renewed = self._created.get(stream) != seen.created
-                start = 1 if renewed else min(seen.naked | {seen.acked + 1})
+                start = 1 if renewed else min(seen.refused | {seen.acked + 1})
                 if renewed:
-                    seen.created, seen.acked, seen.naked = self._created.get(stream), 0, set()
+                    seen.created, seen.acked, seen.refused = self._created.get(stream), 0, set()
                 log.warning(
                     "consumer %s is gone from the server; re-creating it to deliver from "
                     "stream sequence %d%s", name, start,
@@ -408,7 +408,7 @@ class _Seen:
 
     batches: int = 0  # batches delivered so far
     acked: int = 0  # the highest stream sequence acknowledged
-    naked: set[int] = dataclasses.field(default_factory=set)  # refused, not acknowledged since
+    refused: set[int] = dataclasses.field(default_factory=set)  # nak'd, not acknowledged since
     created: Any = None  # when its stream was created (see NatsBus._created)
 
 

@@ -28,27 +28,26 @@ from accord.stores.rows import TASK_COLS, event_row, task_filter, task_row
 
 _INSERT_EVENTS = (
     "INSERT INTO events (id, case_id, seq, type, at, process, step, team, actor, task, data,"
-    " causation, source) VALUES {values}",
-    "",
+    " causation, source) VALUES {values}"
 )
 # A commit that writes a task ends any lease on it: the holder's work is done or moot.
 _UPSERT_TASKS = (
     "INSERT INTO tasks (id, case_id, process, step, kind, team, role, status, assignee, ready_at,"
-    " claimed_at, attempt, hub) VALUES {values}",
+    " claimed_at, attempt, hub) VALUES {values}"
     " ON CONFLICT(id) DO UPDATE SET team=excluded.team, status=excluded.status, "
     "assignee=excluded.assignee, claimed_at=excluded.claimed_at, attempt=excluded.attempt, "
-    "lease_owner=NULL, lease_until=NULL",
+    "lease_owner=NULL, lease_until=NULL"
 )
-# Rows per INSERT statement: many rows in one statement are bound and stepped in one call
-# (executemany steps each row apart, and lets go of the GIL and takes it back for each). The
-# sizes are few so that SQLite's statement cache keeps them all; 64 rows of 13 columns stay
-# under the 999 parameters older SQLite builds allow.
+# Rows per INSERT statement ({values} above; see _insert): many rows in one statement are bound
+# and stepped in one call (executemany steps each row apart, and lets go of the GIL and takes it
+# back for each). The sizes are few so that SQLite's statement cache keeps them all; 64 rows of
+# 13 columns stay under the 999 parameters older SQLite builds allow.
 _ROWS_PER_INSERT = (64, 16, 4, 1)
 # A case whose status and ended_at stay as stored: its indexes on those are left untouched.
 _UPDATE_CASE = (
     "UPDATE cases SET version=version+1, state=?, updated_at=?, incident=? WHERE id=? AND version=?"
 )
-_MOVE_CASE = (
+_UPDATE_CASE_STATUS = (
     "UPDATE cases SET status=?, version=version+1, state=?, ended_at=?, updated_at=?, incident=? "
     "WHERE id=? AND version=?"
 )
@@ -199,15 +198,15 @@ class SqliteStore:
         task_rows: list[tuple[Any, ...]] = []
         timers_cleared: list[tuple[str]] = []
         timers_set: list[tuple[str, str, float]] = []
-        inserts: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []  # status and ended_at unchanged
-        moves: list[tuple[Any, ...]] = []  # status or ended_at changed
+        new_cases: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []  # status and ended_at as stored
+        status_updates: list[tuple[Any, ...]] = []  # status or ended_at changed
         # the rows are made before the write lock is taken: other writers wait less
         for w in writes:
             s = w.state
             incident = orjson.dumps(s.incident).decode() if s.incident else None
             if w.expected_version is None:
-                inserts.append(
+                new_cases.append(
                     (s.case_id, s.process, s.status._value_, 1, s.to_json(),
                      s.started_at, s.ended_at, at, incident)
                 )  # fmt: skip
@@ -222,7 +221,7 @@ class SqliteStore:
                     # status and ended_at as stored: their indexes stay untouched
                     updates.append((s.to_json(), at, incident, s.case_id, w.expected_version))
                 else:
-                    moves.append(
+                    status_updates.append(
                         (s.status._value_, s.to_json(), s.ended_at, at, incident,
                          s.case_id, w.expected_version)
                     )  # fmt: skip
@@ -253,12 +252,12 @@ class SqliteStore:
                 # No cursor is kept in a local: a refusal's traceback would keep it alive, and
                 # group commit hands the refusal to another thread, whose freeing it would reset
                 # a cached statement the next commit may be running (SQLITE_MISUSE).
-                if inserts:
+                if new_cases:
                     try:
-                        db.executemany("INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?)", inserts)
+                        db.executemany("INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?)", new_cases)
                     except sqlite3.IntegrityError:
                         raise ConcurrencyError("a case in this batch already exists") from None
-                for sql, rows in ((_UPDATE_CASE, updates), (_MOVE_CASE, moves)):
+                for sql, rows in ((_UPDATE_CASE, updates), (_UPDATE_CASE_STATUS, status_updates)):
                     if rows and db.executemany(sql, rows).rowcount != len(rows):
                         raise ConcurrencyError("a case in this batch changed under this writer")
                 if event_rows:
@@ -522,12 +521,12 @@ class SqliteStore:
 
 
 @functools.cache
-def _insert_sql(sql: tuple[str, str], columns: int, rows: int) -> str:
+def _insert_sql(sql: str, columns: int, rows: int) -> str:
     row = "(" + ",".join("?" * columns) + ")"
-    return sql[0].format(values=",".join([row] * rows)) + sql[1]
+    return sql.format(values=",".join([row] * rows))
 
 
-def _insert(db: sqlite3.Connection, sql: tuple[str, str], rows: list[tuple[Any, ...]]) -> None:
+def _insert(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
     """Insert ``rows`` (all of one width) with a few statements of many rows each, in order."""
     columns = len(rows[0])
     i, n = 0, len(rows)

@@ -33,7 +33,7 @@ class _Failures:
         self.window_s = window_s
         self._by_key: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def wait(self, key: str, now: float) -> float:
+    def retry_after(self, key: str, now: float) -> float:
         """Seconds until ``key`` may try again (0: now)."""
         times = self._by_key.get(key)
         if times is None:
@@ -86,7 +86,8 @@ class LoginThrottle:
         with self._lock:
             now = self._clock()
             return max(
-                self._users.wait(_name_key(user), now), self._clients.wait(client[:MAX_NAME], now)
+                self._users.retry_after(_name_key(user), now),
+                self._clients.retry_after(client[:MAX_NAME], now),
             )
 
     def failed(self, user: str, client: str) -> None:
