@@ -8,24 +8,17 @@ import time
 from pathlib import Path
 
 import pytest
+from casekit import build
 
 from accord.kernel import StartCase, advance
-from accord.model import loads
 from accord.stores import open_store, sqlite
 from accord.stores.base import CaseWrite
 
-DEFINITION = loads(
+DEFINITION = build(
     """
-process: ckpt
-teams: {ops: {members: [olga]}}
-steps:
-  - id: work
-    team: ops
-    next: done
-  - id: done
-    type: end
-""",
-    "ckpt.yaml",
+    - {id: work, team: ops, next: done}
+    - {id: done, type: end}
+    """
 )
 
 
